@@ -1,0 +1,281 @@
+"""Typed models of the three file kinds: flag files, schema files and the policy file.
+
+The models check structure only (types, required fields, no unknown fields). Checks that need more than
+one value or more than one file (variants that exist, stages that increase, environments declared in the
+policy, ...) live in `validate`, which reports them with file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+DURATION_PATTERN = r"^([0-9]+[smhdw])+$"
+_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+FlagType = Literal["boolean", "string", "number", "object"]
+STAGE_NAMES: dict[str, int] = {"initial": 5, "early": 25, "half": 50, "majority": 75, "full": 100}
+StageName = Literal["initial", "early", "half", "majority", "full"]
+DEFAULT_STAGES: tuple[int, ...] = (5, 25, 50, 75, 100)
+
+Operator = Literal[
+    "equals",
+    "not_equals",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "greater_than",
+    "greater_or_equal",
+    "less_than",
+    "less_or_equal",
+    "semver_equals",
+    "semver_greater_than",
+    "semver_less_than",
+]
+OPERATORS: tuple[str, ...] = Operator.__args__  # type: ignore[attr-defined]
+
+ChangeType = Literal[
+    "create",
+    "delete",
+    "toggle",
+    "rollout",
+    "update",
+    "schema_create",
+    "schema_update",
+    "schema_delete",
+    "governance",
+]
+ChangeKind = Literal["flag", "schema", "governance"]
+
+
+def duration_seconds(text: str) -> int:
+    """`90m` → 5400, `1h30m` → 5400, `2d` → 172800."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"not a duration: {text!r} (use forms like 90m, 2h, 1d, 1h30m)")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- flag files -------------------------------------------------------------------------------------
+
+
+class Condition(_Strict):
+    """One comparison of an evaluation-context attribute, e.g. `email ends_with "@acme.com"`."""
+
+    attribute: str = Field(min_length=1, description="Evaluation-context attribute, e.g. email")
+    operator: Operator
+    value: Any = Field(description="A value, or a list of values for `in` / `not_in`")
+
+
+class AllOf(_Strict):
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyOf(_Strict):
+    any: list[Condition] = Field(min_length=1)
+
+
+def _when_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        if "all" in value:
+            return "all"
+        if "any" in value:
+            return "any"
+    return "condition"
+
+
+When = Annotated[
+    Annotated[Condition, Tag("condition")] | Annotated[AllOf, Tag("all")] | Annotated[AnyOf, Tag("any")],
+    Discriminator(_when_tag),
+]
+
+
+class TargetingRule(_Strict):
+    name: str | None = None
+    when: When
+    variant: str
+
+
+class HttpHealthCheck(_Strict):
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    expect_status: int = Field(200, ge=100, le=599)
+    json_field: str | None = Field(None, description="Dotted path of a number in the JSON body, e.g. data.error_rate")
+    comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
+    threshold: float | None = None
+    headers_from_env: dict[str, str] = Field(
+        default_factory=dict, description="Header name → name of the environment variable holding its value"
+    )
+    timeout_seconds: float = Field(10, gt=0, le=60)
+
+
+class PrometheusHealthCheck(_Strict):
+    type: Literal["prometheus"]
+    server: str = Field(pattern=r"^https?://")
+    query: str = Field(min_length=1)
+    comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
+    threshold: float
+    token_env: str | None = Field(None, description="Environment variable holding a bearer token")
+    timeout_seconds: float = Field(10, gt=0, le=60)
+
+
+HealthCheck = Annotated[HttpHealthCheck | PrometheusHealthCheck, Field(discriminator="type")]
+
+
+class RolloutPlan(_Strict):
+    """A staged percentage rollout of one variant, advanced by scheduled runs."""
+
+    variant: str
+    stages: list[Annotated[int, Field(gt=0, le=100)] | StageName] = Field(
+        default_factory=lambda: list(DEFAULT_STAGES), min_length=1
+    )
+    stage_delay: str = Field("1d", pattern=DURATION_PATTERN, description="Minimum time between stages: 90m, 2h, 1d")
+    start_at: datetime | None = None
+    paused: bool = False
+    health_check: HealthCheck | None = None
+    on_failure: Literal["rollback", "pause"] = "rollback"
+
+    @field_validator("start_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("start_at needs a time zone, e.g. 2026-12-01T09:00:00Z")
+        return value
+
+    def percentages(self) -> list[int]:
+        return [STAGE_NAMES[s] if isinstance(s, str) else s for s in self.stages]
+
+    def delay_seconds(self) -> int:
+        return duration_seconds(self.stage_delay)
+
+
+class EnvironmentState(_Strict):
+    enabled: bool = Field(description="false is the kill switch: flagd state DISABLED")
+    default_variant: str | None = Field(None, description="Overrides the flag's default_variant here")
+    rules: list[TargetingRule] = Field(default_factory=list, description="First match wins")
+    rollout: RolloutPlan | None = None
+
+
+class Flag(_Strict):
+    key: str = Field(pattern=KEY_PATTERN, description="Equals the file name's stem")
+    name: str | None = None
+    description: str = ""
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    type: FlagType
+    schema_ref: str | None = Field(
+        None, alias="schema", description="Object flags: name of a schema under flags/schemas/"
+    )
+    variants: dict[str, Any] = Field(min_length=1)
+    default_variant: str
+    environments: dict[str, EnvironmentState] = Field(default_factory=dict)
+
+    def env_default(self, environment: str) -> str:
+        state = self.environments.get(environment)
+        if state is not None and state.default_variant is not None:
+            return state.default_variant
+        return self.default_variant
+
+
+# --- schema files -----------------------------------------------------------------------------------
+
+
+class SchemaDoc(_Strict):
+    name: str = Field(pattern=KEY_PATTERN)
+    version: int = Field(ge=1, description="A changed schema must raise its version")
+    description: str = ""
+    json_schema: dict[str, Any] = Field(alias="schema", description="A JSON Schema (draft 2020-12)")
+
+
+# --- policy file ------------------------------------------------------------------------------------
+
+StrOrList = str | list[str]
+
+
+def as_list(value: StrOrList | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+class Match(_Strict):
+    """A condition over a change and its PR. Every field that is set must hold (AND);
+    `any`, `all` and `not` combine conditions. Used by rules (`match`) and by steps (`when`)."""
+
+    kind: StrOrList | None = None
+    environment: StrOrList | None = None
+    change_type: StrOrList | None = None
+    key: StrOrList | None = Field(None, description="Glob over flag keys / schema names")
+    path: StrOrList | None = Field(None, description="Glob over file paths, relative to the repository root")
+    tags: StrOrList | None = Field(None, description="Holds when the flag has any of these tags")
+    breaking: bool | None = None
+    label: StrOrList | None = Field(None, description="Holds when the PR has any of these labels")
+    any: list[Match] | None = None
+    all: list[Match] | None = None
+    not_: Match | None = Field(None, alias="not")
+
+
+class PolicyRule(_Strict):
+    match: Match
+    workflow: str
+
+
+class Step(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    role: str
+    approvals: int = Field(1, ge=1)
+    after: list[str] = Field(default_factory=list)
+    when: Match | None = None
+    codeowner: bool = Field(False, description="The approver must also own the changed file (base CODEOWNERS)")
+    description: str = ""
+
+
+class Workflow(_Strict):
+    description: str = ""
+    steps: list[Step] = Field(min_length=1)
+
+
+class Options(_Strict):
+    allow_author: bool = False
+    distinct_approvers: bool = True
+    stale_approvals: Literal["content", "commit", "keep"] = "content"
+    count_bots: bool = False
+    on_unapproved: Literal["block", "warn"] = "block"
+    webhook_env: str | None = Field(None, description="Environment variable holding a webhook URL")
+
+
+class StoreConfig(_Strict):
+    type: Literal["file", "github-branch", "litestar-flags"] = "file"
+    path: str = ".flag-store"
+    branch: str = "flag-store"
+    url: str | None = None
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    flags_dir: str = "flags"
+    environments: list[str] = Field(min_length=1)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    rules: list[PolicyRule] = Field(min_length=1)
+    workflows: dict[str, Workflow] = Field(min_length=1)
+    options: Options = Field(default_factory=Options)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @property
+    def schemas_dir(self) -> str:
+        return f"{self.flags_dir.rstrip('/')}/schemas"
+
+
+POLICY_PATH = ".github/gitops-flags.yml"
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+BUILTIN_ROLE_CODEOWNER = "codeowner"

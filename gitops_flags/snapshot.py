@@ -1,0 +1,75 @@
+"""Everything the approval evaluator needs to know about a pull request, as one frozen value.
+
+The GitHub adapter builds it once per run (few requests); tests build it by hand. Nothing in here
+performs I/O except through the `ContentReader` the builder supplies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# (commit sha, path) -> bytes, or None when the file does not exist at that commit
+ContentReader = Callable[[str, str], bytes | None]
+
+DECISIVE_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+
+
+@dataclass(frozen=True)
+class Review:
+    id: int
+    user: str  # login; "" when GitHub returns user: null (a deleted account): never counts
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING (upper case)
+    commit_id: str | None
+    submitted_at: str | None = None
+    is_bot: bool = False
+    body: str = ""
+
+    @classmethod
+    def from_github(cls, obj: Mapping[str, Any]) -> Review:
+        """From a REST `pull-request-review` object or a webhook `review` (lower-case state)."""
+        user = obj.get("user") or {}
+        login = str(user.get("login") or "")
+        return cls(
+            id=int(obj.get("id") or 0),
+            user=login,
+            state=str(obj.get("state") or "").upper(),
+            commit_id=obj.get("commit_id"),
+            submitted_at=obj.get("submitted_at"),
+            is_bot=user.get("type") == "Bot" or login.endswith("[bot]"),
+            body=str(obj.get("body") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class TeamLookup:
+    """Members of one `org/slug` team, or why they could not be read (never guessed)."""
+
+    members: frozenset[str] | None
+    error: str | None = None  # e.g. "needs a token with members:read on the organization"
+
+    @property
+    def known(self) -> bool:
+        return self.members is not None
+
+
+def _no_content(sha: str, path: str) -> bytes | None:
+    return None
+
+
+@dataclass(frozen=True)
+class PullSnapshot:
+    author: str
+    head_sha: str
+    base_sha: str = ""
+    number: int = 0
+    labels: frozenset[str] = frozenset()
+    reviews: tuple[Review, ...] = ()
+    teams: Mapping[str, TeamLookup] = field(default_factory=dict)  # keyed "org/slug", lower case
+    read: ContentReader = _no_content
+    url: str = ""
+
+    def team(self, slug: str) -> TeamLookup:
+        key = slug.lstrip("@").lower()
+        return self.teams.get(key, TeamLookup(None, f"team @{key} was not looked up"))

@@ -1,0 +1,63 @@
+"""Read-only views of a repository's files at one revision.
+
+The core never touches the filesystem or git itself: it reads through a `Tree`. `DictTree` is the
+in-memory fake the tests use; `DirTree` reads a working directory; `git.GitTree` reads a commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+
+class Tree(Protocol):
+    def paths(self, prefix: str = "") -> Iterator[str]:
+        """Every file path (POSIX, relative to the repository root) starting with `prefix`, sorted."""
+        ...
+
+    def read(self, path: str) -> bytes | None:
+        """The file's bytes, or None when there is no such file at this revision."""
+        ...
+
+
+class DictTree:
+    def __init__(self, files: Mapping[str, bytes | str]) -> None:
+        self._files = {p: (v.encode() if isinstance(v, str) else v) for p, v in files.items()}
+
+    def paths(self, prefix: str = "") -> Iterator[str]:
+        return iter(sorted(p for p in self._files if p.startswith(prefix)))
+
+    def read(self, path: str) -> bytes | None:
+        return self._files.get(path)
+
+
+class DirTree:
+    """A directory on disk. Symlinks that lead outside `root` are not followed (`read` raises)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    def paths(self, prefix: str = "") -> Iterator[str]:
+        base = self.root
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            rel_dir = Path(dirpath).relative_to(base).as_posix()
+            for name in filenames:
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if rel.startswith(prefix):
+                    found.append(rel)
+        return iter(sorted(found))
+
+    def read(self, path: str) -> bytes | None:
+        full = self.root / path
+        if not full.exists() and not full.is_symlink():
+            return None
+        resolved = full.resolve()
+        if self.root != resolved and self.root not in resolved.parents:
+            raise PermissionError(f"{path}: symlink leads outside the repository")
+        if not resolved.is_file():
+            return None
+        return resolved.read_bytes()
