@@ -21,6 +21,13 @@ from .problems import GitopsFlagsError
 COMMANDS: dict[str, str] = {
     "validate": "Validate flag files, schema files and the policy.",
     "schema": "Print the JSON Schema of a file kind (flag, schema, policy).",
+    "init": "Write a starter policy, CODEOWNERS and workflows into a repository.",
+    "plan": "Show what a change between two revisions needs, and evaluate approvals offline.",
+    "check": "Evaluate a pull request on GitHub and report a status, a comment and review requests.",
+    "apply": "Reconcile the flag store to the default branch's head (approved changes only).",
+    "advance": "Advance running staged rollouts by one stage when due and healthy.",
+    "status": "Show served state and rollout progress per environment.",
+    "audit": "Show the audit log of applied changes.",
 }
 
 
