@@ -129,6 +129,7 @@ class PrometheusHealthCheck(_Strict):
     timeout_seconds: float = Field(10, gt=0, le=60)
 
 
+Stage = Annotated[int, Field(gt=0, le=100)] | StageName
 HealthCheck = Annotated[HttpHealthCheck | PrometheusHealthCheck, Field(discriminator="type")]
 
 
@@ -136,9 +137,7 @@ class RolloutPlan(_Strict):
     """A staged percentage rollout of one variant, advanced by scheduled runs."""
 
     variant: str
-    stages: list[Annotated[int, Field(gt=0, le=100)] | StageName] = Field(
-        default_factory=lambda: list(DEFAULT_STAGES), min_length=1
-    )
+    stages: list[Stage] = Field(default_factory=lambda: list[Stage](DEFAULT_STAGES), min_length=1)
     stage_delay: str = Field("1d", pattern=DURATION_PATTERN, description="Minimum time between stages: 90m, 2h, 1d")
     start_at: datetime | None = None
     paused: bool = False

@@ -1,0 +1,226 @@
+"""`gitops-flags check`: evaluate one pull request on GitHub and report on it.
+
+Flow: PR + files + reviews from the API → policy and CODEOWNERS at the base commit, flag files at base and
+head (local git objects when the checkout has them, else the contents API) → diff → team members the policy
+needs → evaluate → commit status, sticky comment, review requests, annotations, job summary, step outputs.
+
+Exit codes: 0 approved or pending (the commit status carries the state); 1 rejected, invalid or error, or
+pending with --fail-on-pending; 2 when it cannot run or cannot report (bad event, token, permissions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from .. import actions_env, approvals, changes, codeowners, github, model, render, validate
+from ..actions_env import ActionsEnv, PullTarget, Skip
+from ..github import GitHubClient, GitHubError, PullInfo, TooManyFiles, Trees, WriteForbidden
+from ..problems import GitopsFlagsError
+from ..result import Evaluation
+from ..snapshot import DECISIVE_STATES, PullSnapshot, Review, TeamLookup
+
+ClientFactory = Callable[[str, str | None, str], GitHubClient]  # (api url, token, owner/name)
+
+
+def default_client(api_url: str, token: str | None, repository: str) -> GitHubClient:
+    return GitHubClient(github.connect(api_url, token), repository)
+
+
+@dataclass(frozen=True)
+class Options:
+    repo: str | None = None
+    pr: int | None = None
+    dry_run: bool = False
+    fail_on_pending: bool = False
+    config: str = model.POLICY_PATH
+    checkout: Path | None = None
+
+
+@click.command(name="check")
+@click.option("--repo", metavar="OWNER/NAME", help="Repository (default: GITHUB_REPOSITORY).")
+@click.option("--pr", type=click.IntRange(min=1), help="Pull request number (default: the Actions event's).")
+@click.option("--dry-run", is_flag=True, envvar="INPUT_DRY-RUN",
+              help="Print the comment and the status instead of posting them.")
+@click.option("--fail-on-pending", is_flag=True, envvar="INPUT_FAIL-ON-PENDING",
+              help="Exit 1 while approvals are pending (for teams that require the job, not the status).")
+@click.option("--config", default=model.POLICY_PATH, show_default=True,
+              help="Policy file, read at the PR's base commit.")
+@click.option("--checkout", type=click.Path(file_okay=False, path_type=Path),
+              help="Local clone whose git objects are read when present (default: GITHUB_WORKSPACE or .).")
+def command(repo: str | None, pr: int | None, dry_run: bool, fail_on_pending: bool, config: str,
+            checkout: Path | None) -> int:
+    """Evaluate a pull request on GitHub and report a status, a comment and review requests."""
+    options = Options(repo, pr, dry_run, fail_on_pending, config, checkout)
+    return run(options, ActionsEnv.from_environ(os.environ), client_factory)
+
+
+client_factory: ClientFactory = default_client  # tests swap in a client without pauses and with their retries
+
+
+def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
+    target = _target(options, env)
+    if isinstance(target, Skip):
+        click.echo(f"gitops-flags: nothing to do ({target.reason})")
+        return 0
+    repository, number = target
+    client = make_client(env.api_url, env.token or None, repository)
+    pull = client.pull(number)
+    reviews = client.reviews(number)
+    checkout = options.checkout or Path(env.workspace or ".")
+    trees = Trees(client, checkout)
+    try:
+        files = client.files(pull)
+    except TooManyFiles as exc:
+        evaluation = Evaluation("error", message=str(exc))
+    else:
+        evaluation = evaluate_pull(client, pull, files, reviews, trees, options.config)
+    links = render.Links(env.server_url, repository, pull.head_sha, env.run_url(repository))
+    return report(client, pull, reviews, evaluation, links, env, options)
+
+
+def _target(options: Options, env: ActionsEnv) -> tuple[str, int] | Skip:
+    repository = options.repo or env.repository
+    if options.pr is not None:
+        if not repository:
+            raise GitopsFlagsError("--pr needs --repo OWNER/NAME (or GITHUB_REPOSITORY)")
+        return repository, options.pr
+    if not env.event_name:
+        raise GitopsFlagsError("outside GitHub Actions, run `gitops-flags check --repo OWNER/NAME --pr N`")
+    payload = actions_env.read_event(env.event_path) if env.event_path else {}
+    target = actions_env.target_from_event(env.event_name, payload)
+    if isinstance(target, PullTarget):
+        if not repository:
+            raise GitopsFlagsError("GITHUB_REPOSITORY is not set; pass --repo OWNER/NAME")
+        return repository, target.number
+    return target
+
+
+def teams_to_read(
+    needed: Iterable[str], reviews: Iterable[Review], author: str, allow_author: bool
+) -> set[str]:
+    """The needed teams whose members can matter: only a decisive review's author is ever checked against a
+    team, so with no such review no lookup can change the outcome (and none is sent)."""
+    voters = {r.user.lower() for r in reviews if r.user and r.state in DECISIVE_STATES}
+    if not allow_author:
+        voters.discard(author.lower())
+    return set(needed) if voters else set()
+
+
+def evaluate_pull(client: GitHubClient, pull: PullInfo, files: list[github.FileEntry], reviews: list[Review],
+                  trees: Trees, config: str) -> Evaluation:
+    base = trees.at(pull.base_sha)
+    policy, policy_problems = validate.read_policy(base, config)
+    if policy is None:
+        message = f"the policy {config} at the base commit {pull.base_sha[:7]} cannot be used"
+        return Evaluation("invalid", problems=tuple(policy_problems), message=message)
+    owners = codeowners.find_codeowners(base)
+    diff = changes.diff(base, trees.at(pull.head_sha), policy, changed=github.changed_paths(files))
+    needed = approvals.teams_needed(policy, diff.changes, owners, labels=pull.labels)
+    wanted = teams_to_read(needed, reviews, pull.author, policy.options.allow_author)
+    teams = client.team_members(wanted) if wanted else {}
+    for team in needed:
+        teams.setdefault(team.lower(), TeamLookup(frozenset()))  # nobody's membership in question
+    snapshot = PullSnapshot(
+        author=pull.author,
+        head_sha=pull.head_sha,
+        base_sha=pull.base_sha,
+        number=pull.number,
+        labels=pull.labels,
+        reviews=tuple(reviews),
+        teams=teams,
+        read=trees.read,
+        url=pull.html_url,
+    )
+    problems = [*policy_problems, *diff.problems]
+    return approvals.evaluate(diff.changes, policy, owners, snapshot, problems=problems)
+
+
+def exit_code(evaluation: Evaluation, fail_on_pending: bool) -> int:
+    if evaluation.verdict == "approved":
+        return 0
+    if evaluation.verdict == "pending":
+        return 1 if fail_on_pending else 0
+    return 1
+
+
+def outputs(evaluation: Evaluation) -> dict[str, str]:
+    data = evaluation.to_json()["changes"]
+    changes_json = json.dumps(data, separators=(",", ":"))
+    if len(changes_json) > 256 * 1024:  # step outputs share a 1 MB budget per job: keep the identities
+        data = [{k: c[k] for k in ("kind", "key", "environment", "change_type", "verdict")} for c in data]
+        changes_json = json.dumps(data, separators=(",", ":"))
+    pending = [
+        {"change": c.change.ident(), "step": s.id, "role": s.role, "awaited": list(s.awaited)}
+        for c in evaluation.changes
+        for s in c.steps
+        if s.state == "pending"
+    ]
+    return {"verdict": evaluation.verdict, "changes": changes_json,
+            "pending-steps": json.dumps(pending, separators=(",", ":"))}
+
+
+def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluation: Evaluation,
+           links: render.Links, env: ActionsEnv, options: Options) -> int:
+    context = f"gitops-flags: {pull.base_ref}"
+    state, description = render.status_state(evaluation), render.status_description(evaluation)
+    click.echo(render.plan_text(evaluation), nl=False)
+    if env.in_actions:
+        for line in render.annotations(evaluation.problems):
+            click.echo(line)
+    summary = render.job_summary(evaluation, links)
+    actions_env.write_outputs(env.output_path, outputs(evaluation))
+
+    comments = client.comments(pull.number)
+    sticky = github.find_sticky(comments, pull.author)
+    previous = render.parse_digest(sticky.body) if sticky else None
+    body = render.comment_markdown(evaluation, previous=previous, links=links)
+    unchanged = previous is not None and previous == render.digest(evaluation, links)
+    worth_a_comment = bool(evaluation.changes or evaluation.problems or evaluation.verdict != "approved")
+    users, teams = github.review_requests(render.awaited(evaluation), pull, reviews, client.owner)
+
+    if options.dry_run:
+        click.echo(f"--- commit status ({context}) on {pull.head_sha[:12]}: {state}: {description}")
+        action = ("unchanged, not edited" if unchanged else f"edit comment {sticky.id}") if sticky else (
+            "create" if worth_a_comment else "none (nothing to report)")
+        click.echo(f"--- sticky comment: {action}")
+        click.echo(body, nl=False)
+        click.echo(f"--- review requests: users {users or '-'}, teams {teams or '-'}")
+        actions_env.append_summary(env.summary_path, summary)
+        return exit_code(evaluation, options.fail_on_pending)
+
+    try:
+        client.create_status(pull.head_sha, state, description, context, links.run_url)
+        if sticky is None and worth_a_comment:
+            client.create_comment(pull.number, body)
+        elif sticky is not None and not unchanged:
+            client.edit_comment(sticky.id, body)
+        if users or teams:
+            warning = client.request_reviewers(pull.number, users, teams)
+            if warning:
+                click.echo(f"warning: {warning}", err=True)
+    except WriteForbidden as exc:
+        help_text = _write_help(exc, pull, env)
+        warning = f"> [!WARNING]\n> {render.escape_md(help_text, 2000)}\n\n"
+        actions_env.append_summary(env.summary_path, warning + summary)
+        click.echo(f"error: {help_text}", err=True)
+        return 2
+    actions_env.append_summary(env.summary_path, summary)
+    return exit_code(evaluation, options.fail_on_pending)
+
+
+def _write_help(exc: GitHubError, pull: PullInfo, env: ActionsEnv) -> str:
+    text = str(exc)
+    if pull.from_fork and env.event_name in ("pull_request", "pull_request_review"):
+        text += (
+            f" This pull request comes from a fork ({pull.head_repo or 'deleted'}), and on "
+            f"`{env.event_name}` GitHub gives such runs a read-only token, so the result cannot be posted. "
+            "Run the check on `pull_request_target` instead (it reads the PR's files as data and never runs "
+            "them; see docs/security.md), or give the action a GitHub App or PAT token."
+        )
+    return text + " The full report is in this job's summary."

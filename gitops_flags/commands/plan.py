@@ -1,0 +1,139 @@
+"""`gitops-flags plan`: what a change between two revisions needs, and (with --pull) whether it has it.
+
+Both trees are read from git objects, never from the working tree. The policy and CODEOWNERS come from
+--base only, as in the PR check: a change cannot loosen the rules that judge it. Only the changed files
+(and what they reference) are loaded, so planning scales with the change, not with the repository.
+
+Exit codes: 0 approved; 1 pending, rejected, invalid or error; 2 when nothing can be evaluated (an
+unreadable revision, a missing or unparseable base policy, an unreadable --pull file).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import approvals, changes, codeowners, git, render, validate
+from ..problems import GitopsFlagsError
+from ..result import Evaluation
+from ..snapshot import ContentReader, PullSnapshot, Review, TeamLookup
+
+FORMATS = ("text", "json", "markdown")
+
+
+@click.command(name="plan")
+@click.option("--base", required=True, help="The base revision: its policy and CODEOWNERS judge the change.")
+@click.option("--head", default="HEAD", show_default=True, help="The revision with the change.")
+@click.option("--repo", "repo", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The git repository.")
+@click.option("--pull", "pull_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help='PR snapshot JSON: {"author", "labels", "reviews", "teams"}; evaluates approvals offline.')
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def command(base: str, head: str, repo: Path, pull_file: Path | None, fmt: str) -> int:
+    """Show what each change between --base and --head needs; with --pull, evaluate its approvals."""
+    base_sha, head_sha = git.resolve(repo, base), git.resolve(repo, head)
+    evaluation = plan(repo, base_sha, head_sha, load_pull(pull_file, repo, base_sha, head_sha) if pull_file else None)
+    if evaluation is None:
+        return 2
+    click.echo(output(evaluation, fmt), nl=False)
+    return 0 if evaluation.verdict == "approved" else 1
+
+
+def plan(repo: Path, base_sha: str, head_sha: str, pull: PullSnapshot | None) -> Evaluation | None:
+    """The evaluation, or None (after explaining why on stderr) when the base policy is unusable."""
+    base_tree, head_tree = git.GitTree(repo, base_sha), git.GitTree(repo, head_sha)
+    policy, policy_problems = validate.read_policy(base_tree)
+    if policy is None:
+        click.echo(f"error: cannot evaluate: the policy at the base commit {base_sha[:12]} is unusable", err=True)
+        for problem in policy_problems:
+            click.echo(f"  {problem.location()}: {problem.severity}: {problem.message}", err=True)
+        return None
+    owners = codeowners.find_codeowners(base_tree)
+    changed: list[str] = []
+    for entry in git.changed_files(repo, base_sha, head_sha):
+        changed.extend(p for p in (entry.old_path, entry.path) if p and p not in changed)
+    diff = changes.diff(base_tree, head_tree, policy, changed)
+    if pull is not None:
+        missing = approvals.teams_needed(policy, diff.changes, owners, pull.labels) - set(pull.teams)
+        unlisted = {t: TeamLookup(None, "not listed under `teams` in the --pull file") for t in missing}
+        pull = replace(pull, teams={**pull.teams, **unlisted})
+    problems = [*policy_problems, *diff.problems]
+    return approvals.evaluate(diff.changes, policy, owners, pull, problems=problems)
+
+
+def output(evaluation: Evaluation, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(evaluation.to_json(), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return render.comment_markdown(evaluation).rstrip("\n") + "\n"
+    return render.plan_text(evaluation)
+
+
+# --- the --pull snapshot ----------------------------------------------------------------------------------
+
+
+def load_pull(path: Path, repo: Path, base_sha: str, head_sha: str) -> PullSnapshot:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GitopsFlagsError(f"--pull {path}: cannot read it as JSON: {exc}") from None
+    return parse_pull(data, str(path), base_sha, head_sha, git_reader(repo))
+
+
+def parse_pull(data: Any, source: str, base_sha: str, head_sha: str, read: ContentReader) -> PullSnapshot:
+    """`{"author": login, "labels": [names], "reviews": [GitHub review objects], "teams": {"org/slug":
+    [logins]}}` → a snapshot. Teams the file does not list are unknown (reported, never guessed)."""
+    if not isinstance(data, Mapping):
+        raise GitopsFlagsError(f"--pull {source}: expected a JSON object with author, labels, reviews, teams")
+    unknown = sorted(set(data) - {"author", "labels", "reviews", "teams"})
+    if unknown:
+        raise GitopsFlagsError(f"--pull {source}: unknown keys {', '.join(unknown)} "
+                               "(allowed: author, labels, reviews, teams)")
+    author = data.get("author")
+    if not isinstance(author, str) or not author:
+        raise GitopsFlagsError(f"--pull {source}: `author` must be the PR author's login")
+    labels = _list(data, "labels", source)
+    if not all(isinstance(x, str) or (isinstance(x, Mapping) and isinstance(x.get("name"), str)) for x in labels):
+        raise GitopsFlagsError(f"--pull {source}: `labels` must list label names (or label objects)")
+    reviews = _list(data, "reviews", source)
+    if not all(isinstance(r, Mapping) for r in reviews):
+        raise GitopsFlagsError(f"--pull {source}: `reviews` must list GitHub review objects")
+    teams = data.get("teams", {})
+    if not isinstance(teams, Mapping) or not all(
+        isinstance(v, list) and all(isinstance(m, str) for m in v) for v in teams.values()
+    ):
+        raise GitopsFlagsError(f'--pull {source}: `teams` must map "org/slug" to a list of logins')
+    return PullSnapshot(
+        author=author,
+        head_sha=head_sha,
+        base_sha=base_sha,
+        labels=frozenset(x if isinstance(x, str) else x["name"] for x in labels),
+        reviews=tuple(Review.from_github(r) for r in reviews),
+        teams={slug.lstrip("@").lower(): TeamLookup(frozenset(members)) for slug, members in teams.items()},
+        read=read,
+    )
+
+
+def _list(data: Mapping[str, Any], key: str, source: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise GitopsFlagsError(f"--pull {source}: `{key}` must be a list")
+    return value
+
+
+def git_reader(repo: Path) -> ContentReader:
+    """File contents at any commit of the local repository (for stale approvals). A commit that is not in
+    the repository raises, which the evaluator treats as unreadable: the approval is void."""
+    trees: dict[str, git.GitTree] = {}
+
+    def read(sha: str, path: str) -> bytes | None:
+        if sha not in trees:
+            trees[sha] = git.GitTree(repo, git.resolve(repo, sha))
+        return trees[sha].read(path)
+
+    return read

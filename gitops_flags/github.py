@@ -1,0 +1,456 @@
+"""The GitHub REST adapter: the only module that imports PyGithub (besides the store's github_branch backend).
+
+PyGithub supplies authentication, GitHub Enterprise Server base URLs, `GithubRetry` (5xx and rate limits,
+honouring `retry-after`) and its exceptions. The adapter sends each request itself through PyGithub's
+requester, so the number of requests is a property of this module, not of lazy objects: one evaluation
+of a PR with at most 100 files and no team lookups costs 6 (pull, files, reviews, comments, one comment
+write, one status), plus one page per further 100 files, reviews or comments.
+
+Responses are turned into plain values by the pure `parse_*` functions beside the calls. Errors become
+`GitHubError`s whose message names what was attempted and the token permission it needs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from github import Auth, Github, GithubException, GithubRetry
+
+from .problems import GitopsFlagsError
+from .render import MARKER
+from .snapshot import Review, TeamLookup
+from .tree import Tree
+
+PER_PAGE = 100
+FILES_LIMIT = 3000  # pulls/list-files returns at most 3,000 files
+TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+TEAM_PERMISSION_HELP = (
+    "the token needs the 'Members: read' organization permission (GITHUB_TOKEN cannot; use a GitHub App "
+    "or PAT)"
+)
+
+
+class GitHubError(GitopsFlagsError):
+    """A request failed; the message says what was attempted and what the token needs."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WriteForbidden(GitHubError):
+    """A write refused with 403: a read-only token (fork PRs on `pull_request`) or a missing permission."""
+
+
+class TooManyFiles(GitHubError):
+    """The PR changes more files than the API lists: evaluating a partial list would be unsafe."""
+
+
+def production_retry() -> GithubRetry:
+    """Retries for real runs: 5xx and rate limits, honouring `retry-after`, at most 5 retries and 5 minutes
+    of rate-limit waiting (a job should fail with a clear message rather than hang for an hour)."""
+    return GithubRetry(total=5, backoff_factor=1.0, secondary_rate_wait=60, max_rate_limit_wait=300)
+
+
+def connect(
+    api_url: str, token: str | None, *, retry: GithubRetry | None = None, pauses: bool = True
+) -> Github:
+    """A PyGithub client. `pauses=False` drops PyGithub's sleeps between requests (tests, benchmarks)."""
+    return Github(
+        auth=Auth.Token(token) if token else None,
+        base_url=api_url.rstrip("/"),
+        per_page=PER_PAGE,
+        retry=retry if retry is not None else production_retry(),
+        seconds_between_requests=0.25 if pauses else None,
+        seconds_between_writes=1.0 if pauses else None,
+        user_agent="gitops-flags",
+        lazy=True,
+    )
+
+
+# --- plain values from responses (pure) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    number: int
+    author: str
+    head_sha: str
+    base_sha: str
+    base_ref: str
+    head_repo: str  # owner/name; "" when the fork was deleted
+    base_repo: str
+    labels: frozenset[str]
+    requested_users: frozenset[str]  # lower-case logins
+    requested_teams: frozenset[str]  # lower-case slugs (of the base repository's organization)
+    changed_files: int
+    state: str
+    draft: bool
+    html_url: str
+
+    @property
+    def from_fork(self) -> bool:
+        return self.head_repo.lower() != self.base_repo.lower()
+
+
+def parse_pull(data: Mapping[str, Any]) -> PullInfo:
+    head, base = data.get("head") or {}, data.get("base") or {}
+    return PullInfo(
+        number=int(data["number"]),
+        author=str((data.get("user") or {}).get("login") or ""),
+        head_sha=str(head.get("sha") or ""),
+        base_sha=str(base.get("sha") or ""),
+        base_ref=str(base.get("ref") or ""),
+        head_repo=str((head.get("repo") or {}).get("full_name") or ""),
+        base_repo=str((base.get("repo") or {}).get("full_name") or ""),
+        labels=frozenset(str(label.get("name")) for label in data.get("labels") or []),
+        requested_users=frozenset(str(u.get("login")).lower() for u in data.get("requested_reviewers") or []),
+        requested_teams=frozenset(str(t.get("slug")).lower() for t in data.get("requested_teams") or []),
+        changed_files=int(data.get("changed_files") or 0),
+        state=str(data.get("state") or ""),
+        draft=bool(data.get("draft")),
+        html_url=str(data.get("html_url") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    status: str  # added, removed, modified, renamed, copied, changed, unchanged
+    previous_path: str | None = None
+
+
+def parse_files(items: Iterable[Mapping[str, Any]]) -> list[FileEntry]:
+    return [
+        FileEntry(str(i["filename"]), str(i.get("status") or ""), i.get("previous_filename")) for i in items
+    ]
+
+
+def changed_paths(files: Iterable[FileEntry]) -> list[str]:
+    """Every path the PR touches, including the old path of a rename."""
+    paths: dict[str, None] = {}
+    for f in files:
+        paths[f.path] = None
+        if f.previous_path:
+            paths[f.previous_path] = None
+    return list(paths)
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    body: str
+    user: str
+    user_type: str
+    association: str
+
+
+def parse_comment(item: Mapping[str, Any]) -> Comment:
+    user = item.get("user") or {}
+    return Comment(
+        id=int(item["id"]),
+        body=str(item.get("body") or ""),
+        user=str(user.get("login") or ""),
+        user_type=str(user.get("type") or ""),
+        association=str(item.get("author_association") or ""),
+    )
+
+
+def find_sticky(comments: Sequence[Comment], pr_author: str) -> Comment | None:
+    """The tool's earlier comment: the first that starts with the marker and was written by a bot, or by a
+    member/collaborator other than the PR's author (anyone can paste the marker; only these can have
+    written it with the action's token)."""
+    for c in comments:
+        if not c.body.startswith(MARKER):
+            continue
+        trusted = c.association in TRUSTED_ASSOCIATIONS and c.user.lower() != pr_author.lower()
+        if c.user_type == "Bot" or trusted:
+            return c
+    return None
+
+
+def next_link(headers: Mapping[str, Any]) -> str | None:
+    link = headers.get("link") or headers.get("Link")
+    if not link:
+        return None
+    for part in requests.utils.parse_header_links(str(link)):
+        if part.get("rel") == "next":
+            return part.get("url")
+    return None
+
+
+def reviewed_by(reviews: Iterable[Review]) -> frozenset[str]:
+    return frozenset(r.user.lower() for r in reviews if r.user)
+
+
+def review_requests(
+    awaited: Iterable[str], pull: PullInfo, reviews: Iterable[Review], owner: str
+) -> tuple[list[str], list[str]]:
+    """(logins, team slugs) to request: awaited now, not the author, not already requested, not already
+    reviewed. Teams of another organization cannot be requested on this repository and are left out."""
+    done = reviewed_by(reviews)
+    users: dict[str, None] = {}
+    teams: dict[str, None] = {}
+    for who in awaited:
+        name = who.strip().lstrip("@")
+        if "/" in name:
+            org, _, slug = name.partition("/")
+            if org.lower() == owner.lower() and slug.lower() not in pull.requested_teams:
+                teams[slug] = None
+        elif name and name.lower() not in (pull.requested_users | done | {pull.author.lower()}):
+            users[name] = None
+    return list(users), list(teams)
+
+
+# --- the adapter ---------------------------------------------------------------------------------------
+
+
+class GitHubClient:
+    """One repository on one GitHub host. Every method sends the requests its docstring names."""
+
+    def __init__(self, gh: Github, repository: str) -> None:
+        self._requester = gh.requester
+        self.repository = repository
+        self.owner = repository.split("/", 1)[0]
+        self.requests = 0  # requests sent by this adapter (retries not counted)
+
+    # plumbing
+
+    def _call(self, verb: str, url: str, what: str, permission: str, *, params: dict[str, Any] | None = None,
+              body: Any = None) -> tuple[dict[str, Any], Any]:
+        self.requests += 1
+        try:
+            return self._requester.requestJsonAndCheck(verb, url, parameters=params, input=body)
+        except GithubException as exc:
+            raise _error(exc, what, permission, write=verb != "GET") from exc
+        except requests.RequestException as exc:
+            raise GitHubError(f"cannot {what}: {type(exc).__name__}: {exc}") from exc
+
+    def _pages(self, url: str, what: str, permission: str, limit: int | None = None) -> list[Any]:
+        items: list[Any] = []
+        next_url: str | None = url
+        params: dict[str, Any] | None = {"per_page": PER_PAGE}
+        while next_url:
+            headers, data = self._call("GET", next_url, what, permission, params=params)
+            if not isinstance(data, list):
+                raise GitHubError(f"cannot {what}: expected a list from GitHub, got {type(data).__name__}")
+            items.extend(data)
+            if limit is not None and len(items) >= limit:
+                break
+            next_url, params = next_link(headers), None  # the next link repeats per_page
+        return items
+
+    @property
+    def _repo(self) -> str:
+        return f"/repos/{self.repository}"
+
+    # reads
+
+    def pull(self, number: int) -> PullInfo:
+        """GET /repos/{repo}/pulls/{n}."""
+        _, data = self._call("GET", f"{self._repo}/pulls/{number}", f"read pull request #{number}",
+                             "pull-requests: read")
+        return parse_pull(data)
+
+    def files(self, pull: PullInfo) -> list[FileEntry]:
+        """GET /repos/{repo}/pulls/{n}/files, every page. Fails when GitHub lists fewer than the PR has."""
+        items = self._pages(f"{self._repo}/pulls/{pull.number}/files", f"list the files of #{pull.number}",
+                            "pull-requests: read", limit=None)
+        files = parse_files(items)
+        listed = len(files)
+        if pull.changed_files > listed or (listed >= FILES_LIMIT and pull.changed_files != listed):
+            raise TooManyFiles(
+                f"pull request #{pull.number} changes {pull.changed_files} files but GitHub lists only "
+                f"{listed} (its API stops at {FILES_LIMIT}); a partial list could hide a change, so it is "
+                "not evaluated. Split the pull request."
+            )
+        return files
+
+    def reviews(self, number: int) -> list[Review]:
+        """GET /repos/{repo}/pulls/{n}/reviews, every page."""
+        items = self._pages(f"{self._repo}/pulls/{number}/reviews", f"list the reviews of #{number}",
+                            "pull-requests: read")
+        return [Review.from_github(i) for i in items]
+
+    def team_members(self, teams: Iterable[str]) -> dict[str, TeamLookup]:
+        """GET /orgs/{org}/teams/{slug}/members per team (paginated): one request per 100 members, and a 403
+        or 404 is unambiguous (per-user membership checks answer 404 both for "not a member" and for "cannot
+        see the team", which would silently drop approvers)."""
+        found: dict[str, TeamLookup] = {}
+        for team in sorted({t.lstrip("@").lower() for t in teams}):
+            org, _, slug = team.partition("/")
+            try:
+                items = self._pages(f"/orgs/{quote(org)}/teams/{quote(slug)}/members",
+                                    f"read the members of @{team}", "Members: read (organization)")
+            except GitHubError as exc:
+                if exc.status in (403, 404):
+                    found[team] = TeamLookup(None, f"cannot read members of @{team}: {TEAM_PERMISSION_HELP}")
+                    continue
+                raise
+            found[team] = TeamLookup(frozenset(str(i.get("login")) for i in items if i.get("login")))
+        return found
+
+    def contents(self, sha: str, path: str) -> bytes | None:
+        """GET /repos/{repo}/contents/{path}?ref={sha}: the file's bytes, None when it is not a file there."""
+        try:
+            _, data = self._call("GET", f"{self._repo}/contents/{quote(path)}", f"read {path} at {sha[:12]}",
+                                 "contents: read", params={"ref": sha})
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return parse_content(data, path)
+
+    def directory(self, sha: str, path: str) -> list[tuple[str, str]]:
+        """GET /repos/{repo}/contents/{dir}?ref={sha}: [(path, type)], [] when there is no such directory."""
+        try:
+            _, data = self._call("GET", f"{self._repo}/contents/{quote(path.rstrip('/'))}",
+                                 f"list {path} at {sha[:12]}", "contents: read", params={"ref": sha})
+        except GitHubError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        if not isinstance(data, list):
+            return []
+        return [(str(e.get("path")), str(e.get("type"))) for e in data]
+
+    def comments(self, number: int) -> list[Comment]:
+        """GET /repos/{repo}/issues/{n}/comments, every page."""
+        items = self._pages(f"{self._repo}/issues/{number}/comments", f"list the comments of #{number}",
+                            "pull-requests: read")
+        return [parse_comment(i) for i in items]
+
+    # writes
+
+    def create_comment(self, number: int, body: str) -> int:
+        """POST /repos/{repo}/issues/{n}/comments."""
+        _, data = self._call("POST", f"{self._repo}/issues/{number}/comments", f"comment on #{number}",
+                             "pull-requests: write", body={"body": body})
+        return int(data["id"])
+
+    def edit_comment(self, comment_id: int, body: str) -> None:
+        """PATCH /repos/{repo}/issues/comments/{id}."""
+        self._call("PATCH", f"{self._repo}/issues/comments/{comment_id}", f"edit comment {comment_id}",
+                   "pull-requests: write", body={"body": body})
+
+    def create_status(
+        self, sha: str, state: str, description: str, context: str, target_url: str | None
+    ) -> None:
+        """POST /repos/{repo}/statuses/{sha}."""
+        body = {"state": state, "description": description, "context": context}
+        if target_url:
+            body["target_url"] = target_url
+        self._call("POST", f"{self._repo}/statuses/{sha}", f"set the commit status on {sha[:12]}",
+                   "statuses: write", body=body)
+
+    def request_reviewers(self, number: int, users: Sequence[str], teams: Sequence[str]) -> str | None:
+        """POST /repos/{repo}/pulls/{n}/requested_reviewers. A 422 (e.g. someone who is not a collaborator) is
+        returned as a warning, not raised: the evaluation stands without the request."""
+        body = {"reviewers": list(users), "team_reviewers": list(teams)}
+        try:
+            self._call("POST", f"{self._repo}/pulls/{number}/requested_reviewers",
+                       f"request reviews on #{number}", "pull-requests: write", body=body)
+        except GitHubError as exc:
+            if exc.status == 422:
+                return str(exc)
+            raise
+        return None
+
+
+def parse_content(data: Any, path: str) -> bytes | None:
+    """A contents-API answer → bytes of a file; None for a directory, symlink or submodule."""
+    if not isinstance(data, dict) or data.get("type") != "file":
+        return None
+    if data.get("encoding") != "base64":
+        raise GitHubError(f"{path} is too large for the contents API ({data.get('size')} bytes)")
+    return base64.b64decode(str(data.get("content") or ""))
+
+
+def _error(exc: GithubException, what: str, permission: str, *, write: bool) -> GitHubError:
+    status = exc.status
+    data = exc.data if isinstance(exc.data, dict) else {}
+    message = str(data.get("message") or exc.data or "")
+    if status == 401:
+        return GitHubError(
+            f"cannot {what}: GitHub rejected the token (401 {message}). Check the github-token input or "
+            "GITHUB_TOKEN.", status)
+    if status == 403:
+        text = (f"cannot {what}: GitHub answered 403 ({message}). The token needs the '{permission}' "
+                "permission (set it under `permissions:` in the workflow).")
+        if "rate limit" in message.lower():
+            text = f"cannot {what}: GitHub's rate limit was exceeded and retries ran out ({message})."
+        return WriteForbidden(text, status) if write else GitHubError(text, status)
+    if status == 404:
+        return GitHubError(
+            f"cannot {what}: GitHub answered 404 Not Found. Either it does not exist, or the token cannot "
+            f"see it (it needs '{permission}').", status)
+    return GitHubError(f"cannot {what}: GitHub answered {status} ({message}).", status)
+
+
+# --- files at a commit ---------------------------------------------------------------------------------
+
+
+class ApiTree:
+    """`tree.Tree` over the contents API at one commit, each answer cached (used when the commit's objects
+    are not in the local checkout, e.g. a fork head under `pull_request_target`)."""
+
+    def __init__(self, client: GitHubClient, sha: str) -> None:
+        self.client = client
+        self.sha = sha
+        self._files: dict[str, bytes | None] = {}
+        self._dirs: dict[str, list[tuple[str, str]]] = {}
+
+    def read(self, path: str) -> bytes | None:
+        if path not in self._files:
+            self._files[path] = self.client.contents(self.sha, path)
+        return self._files[path]
+
+    def _walk(self, directory: str) -> Iterator[str]:
+        if directory not in self._dirs:
+            self._dirs[directory] = self.client.directory(self.sha, directory)
+        for path, kind in self._dirs[directory]:
+            if kind == "dir":
+                yield from self._walk(path)
+            elif kind == "file":
+                yield path
+
+    def paths(self, prefix: str = "") -> Iterator[str]:
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        return iter(sorted(p for p in self._walk(directory) if p.startswith(prefix)))
+
+
+class Trees:
+    """Files at any commit: the local checkout's git objects when it has the commit, else the contents API.
+    Also the `ContentReader` of the PullSnapshot (stale-approval checks read files at review commits)."""
+
+    def __init__(self, client: GitHubClient, checkout: Path | None) -> None:
+        self.client = client
+        self.checkout = checkout
+        self._trees: dict[str, Tree] = {}
+
+    def at(self, sha: str) -> Tree:
+        if sha not in self._trees:
+            self._trees[sha] = self._local(sha) or ApiTree(self.client, sha)
+        return self._trees[sha]
+
+    def is_local(self, sha: str) -> bool:
+        return not isinstance(self.at(sha), ApiTree)
+
+    def _local(self, sha: str) -> Tree | None:
+        if self.checkout is None:
+            return None
+        from . import git  # the git adapter; imported here so API-only runs need no git
+
+        try:
+            return git.GitTree(self.checkout, git.resolve(self.checkout, sha))
+        except GitopsFlagsError:
+            return None
+
+    def read(self, sha: str, path: str) -> bytes | None:
+        return self.at(sha).read(path)

@@ -1,0 +1,537 @@
+"""Every report the tool shows, rendered from one `Evaluation`: the sticky PR comment, the job summary, the
+commit-status description, GitHub annotations and the plain-text plan.
+
+Pure functions over plain values. Text that comes from the PR (flag names, summaries, paths, review text,
+messages quoting YAML) is escaped before it reaches Markdown, so a PR cannot mention people, inject HTML,
+links or images, or break a table. The only @mentions in a comment are the users and teams awaited now.
+
+The comment starts with a hidden marker (to find it again) and a hidden digest of the evaluation (to say
+what changed since the last run, and to leave the comment alone when nothing did).
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .problems import Problem
+from .result import ChangeResult, Evaluation, StepResult
+
+MARKER = "<!-- gitops-flags:sticky -->"
+COMMENT_LIMIT = 65_536  # GitHub refuses longer comment bodies (422 "Body is too long")
+SUMMARY_LIMIT_BYTES = 1024 * 1024  # GitHub drops a step summary above 1 MiB
+STATUS_LIMIT = 140  # commit status descriptions
+ANNOTATIONS_PER_SEVERITY = 10  # GitHub shows 10 error and 10 warning annotations per step
+COMMENT_PROBLEM_ROWS = 50  # the rest go to the job summary
+DIGEST_MAX_CHARS = 12_000  # above this the digest keeps only a hash (the comment needs the room)
+DELTA_MAX_LINES = 30
+
+_DIGEST_RE = re.compile(r"<!-- gitops-flags:digest v1\.([A-Za-z0-9+/=]{1,200000}) -->")
+_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+_TEAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+# C0/C1 control characters (ESC included: no terminal escapes in plain text) and bidirectional overrides
+# ("trojan source"): dropped from every PR-supplied string.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NEWLINES = re.compile(r"[\r\n\t\u2028\u2029]+")
+_ZWSP = "&#8203;"  # zero-width space: breaks @mentions, #refs and autolinks without changing the text
+_MD_ESCAPED = frozenset("\\`*_[]()!~$")  # inline constructs: code, emphasis, links, images, strike, math
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", '"': "&quot;"}
+
+VERDICT_ICON = {"approved": "✅", "pending": "⏳", "rejected": "❌", "invalid": "🚫", "error": "⚠️"}
+STEP_ICON = {"satisfied": "✅", "pending": "⏳", "waiting": "🕓", "rejected": "❌", "skipped": "➖"}
+SEVERITY_ICON = {"error": "❌", "warning": "⚠️"}
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the report's links point: files at the PR's head commit, and the workflow run."""
+
+    server_url: str = "https://github.com"
+    repository: str = ""  # owner/name
+    head_sha: str = ""
+    run_url: str | None = None
+
+    def blob_url(self, path: str, line: int | None = None) -> str:
+        url = f"{self.server_url.rstrip('/')}/{self.repository}/blob/{self.head_sha}/{quote(path, safe='/')}"
+        return f"{url}#L{line}" if line else url
+
+
+# --- escaping ------------------------------------------------------------------------------------------
+
+
+def _clean(text: object, limit: int | None = None) -> str:
+    """One line of visible text: invisible characters dropped, line breaks and tabs become spaces."""
+    s = _NEWLINES.sub(" ", _INVISIBLE.sub("", str(text)))
+    if limit is not None and len(s) > limit:
+        s = s[: max(limit - 1, 0)] + "…"
+    return s
+
+
+def escape_md(text: object, limit: int | None = 500) -> str:
+    """PR-supplied text made inert in GitHub Markdown, inside or outside a table cell.
+
+    HTML is entity-escaped, link/image/emphasis/code/math punctuation is backslash-escaped, `|` cannot split
+    a cell, and a zero-width space after `@`, before a digit after `#`, and inside `://` / `www.` keeps
+    GitHub from creating mentions, issue references and autolinks. Long text is cut at `limit`.
+    """
+    s = _clean(text, limit)
+    out: list[str] = []
+    n = len(s)
+    for i, ch in enumerate(s):
+        nxt = s[i + 1] if i + 1 < n else ""
+        if ch in _HTML:
+            out.append(_HTML[ch])
+        elif ch in _MD_ESCAPED:
+            out.append("\\" + ch)
+        elif ch == "@":
+            out.append("@" + _ZWSP)
+        elif ch == "#" and nxt.isdigit():
+            out.append("#" + _ZWSP)
+        elif ch == ":" and s.startswith("//", i + 1):
+            out.append(":" + _ZWSP)
+        elif ch == "." and s[max(i - 3, 0) : i].lower() == "www":
+            out.append(_ZWSP + ".")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def code(text: object, limit: int = 200) -> str:
+    """Text as an inline code span when that is safe (no backtick, no `|`), else escaped plain text.
+
+    Inside a code span GitHub renders nothing (no HTML, mentions or links); only a backtick could end it
+    and only a `|` could split a table cell, so those fall back to `escape_md`.
+    """
+    s = _clean(text, limit)
+    if not s.strip() or "`" in s or "|" in s:
+        return escape_md(s, limit)
+    return f"`{s}`"
+
+
+def mention(who: str) -> str:
+    """`@login` or `@org/team` for a well-formed name (from the base policy or CODEOWNERS); else inert."""
+    name = who.strip().lstrip("@")
+    if _LOGIN.fullmatch(name) or _TEAM.fullmatch(name):
+        return "@" + name
+    return escape_md(who, 100)
+
+
+def plain(text: object, limit: int | None = None) -> str:
+    """PR-supplied text for a terminal or a status line: one line, no control characters."""
+    return _clean(text, limit)
+
+
+def _link(text: str, url: str | None) -> str:
+    label = escape_md(text)
+    return f"[{label}]({url})" if url else label
+
+
+def _file_link(path: str, line: int | None, links: Links | None, label: str | None = None) -> str:
+    url = links.blob_url(path, line) if links and links.head_sha and links.repository else None
+    return _link(label if label is not None else path, url)
+
+
+# --- shared facts ---------------------------------------------------------------------------------------
+
+
+def awaited(evaluation: Evaluation) -> list[str]:
+    """Everyone awaited by a pending step, in first-seen order, without a leading `@`."""
+    seen: dict[str, None] = {}
+    for change in evaluation.changes:
+        for step in change.steps:
+            if step.state == "pending":
+                for who in step.awaited:
+                    seen.setdefault(who.strip().lstrip("@"), None)
+    return [w for w in seen if w]
+
+
+def _count(evaluation: Evaluation, verdict: str) -> int:
+    return sum(1 for c in evaluation.changes if c.verdict == verdict)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def headline(evaluation: Evaluation) -> str:
+    """One sentence on the verdict, e.g. `2 of 5 changes await approval.` (plain text, not escaped)."""
+    n = len(evaluation.changes)
+    errors = sum(1 for p in evaluation.problems if p.severity == "error")
+    v = evaluation.verdict
+    if v == "approved":
+        return f"All {_plural(n, 'change')} approved." if n else "No flag, schema or governance changes."
+    if v == "pending":
+        return f"{_count(evaluation, 'pending')} of {_plural(n, 'change')} await approval."
+    if v == "rejected":
+        return f"{_count(evaluation, 'rejected')} of {_plural(n, 'change')} rejected."
+    if v == "invalid":
+        if errors:
+            return f"{_plural(errors, 'problem')} to fix before approval."
+        return f"{_count(evaluation, 'invalid')} of {_plural(n, 'change')} cannot be approved."
+    return "The evaluation failed."
+
+
+# --- commit status --------------------------------------------------------------------------------------
+
+STATUS_STATE = {"approved": "success", "pending": "pending", "rejected": "failure", "invalid": "failure",
+                "error": "error"}
+
+
+def status_state(evaluation: Evaluation) -> str:
+    return STATUS_STATE[evaluation.verdict]
+
+
+def status_description(evaluation: Evaluation) -> str:
+    """At most 140 characters for the commit status, e.g. `Pending: 2 of 5 changes await approval (qa)`."""
+    text = f"{evaluation.verdict.capitalize()}: {headline(evaluation)}"
+    if evaluation.verdict == "pending":
+        roles = dict.fromkeys(s.role for c in evaluation.changes for s in c.steps if s.state == "pending")
+        if roles:
+            text = text.rstrip(".") + f" ({', '.join(roles)})"
+    elif evaluation.verdict == "invalid":
+        first = next((p for p in evaluation.problems if p.severity == "error"), None)
+        if first is not None:
+            text += f" {first.location()}: {first.message}"
+    elif evaluation.verdict == "error" and evaluation.message:
+        text = f"Error: {evaluation.message}"
+    return plain(text, STATUS_LIMIT)
+
+
+# --- annotations ----------------------------------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    # actions/toolkit command.ts escapeData
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    # actions/toolkit command.ts escapeProperty
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(problem: Problem) -> str:
+    props = [f"file={_escape_property(problem.file)}"] if problem.file else []
+    if problem.line is not None:
+        props.append(f"line={problem.line}")
+        if problem.col is not None:
+            props.append(f"col={problem.col}")
+    props.append(f"title={_escape_property('gitops-flags: ' + problem.title)}")
+    return f"::{problem.severity} {','.join(props)}::{_escape_data(problem.message)}"
+
+
+def annotations(problems: Iterable[Problem], per_severity: int = ANNOTATIONS_PER_SEVERITY) -> list[str]:
+    """Workflow commands for the first `per_severity` errors and warnings (GitHub shows no more per step)."""
+    shown = {"error": 0, "warning": 0}
+    lines = []
+    for p in problems:
+        if shown.get(p.severity, per_severity) < per_severity:
+            shown[p.severity] += 1
+            lines.append(annotation(p))
+    return lines
+
+
+def annotations_left_out(problems: Sequence[Problem], per_severity: int = ANNOTATIONS_PER_SEVERITY) -> int:
+    return len(problems) - len(annotations(problems, per_severity))
+
+
+# --- digest: what the last comment showed ---------------------------------------------------------------
+
+
+def digest(evaluation: Evaluation, links: Links | None = None) -> dict[str, Any]:
+    """A plain, JSON-able summary of the evaluation that decides whether the comment needs an edit."""
+    changes: dict[str, Any] = {}
+    for c in evaluation.changes:
+        ident = c.change.ident()
+        key, n = ident, 2
+        while key in changes:
+            key, n = f"{ident}#{n}", n + 1
+        changes[key] = [c.verdict, [[s.id, s.state, sorted(s.approved_by)] for s in c.steps]]
+    problems = sorted(f"{p.location()} {p.severity} {p.message}" for p in evaluation.problems)
+    full: dict[str, Any] = {
+        "v": 1,
+        "verdict": evaluation.verdict,
+        "head": links.head_sha if links else "",
+        "changes": changes,
+        "problems": len(problems),
+        "details": _hash([
+            problems, sorted(evaluation.warnings), evaluation.message,
+            [[c.change.summary, c.reason, [s.reason for s in c.steps]] for c in evaluation.changes],
+        ]),
+    }
+    if len(_encode(full)) > DIGEST_MAX_CHARS:
+        return {"v": 1, "verdict": evaluation.verdict, "head": full["head"], "changes": None,
+                "problems": len(problems), "details": _hash(full)}
+    return full
+
+
+def _hash(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _encode(d: dict[str, Any]) -> str:
+    raw = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(raw, 9)).decode()
+
+
+def parse_digest(body: str) -> dict[str, Any] | None:
+    """The digest hidden in an earlier comment, or None when absent or unreadable (never raises)."""
+    m = _DIGEST_RE.search(body)
+    if not m:
+        return None
+    try:
+        raw = zlib.decompressobj().decompress(base64.b64decode(m.group(1), validate=True), 4 * 1024 * 1024)
+        value = json.loads(raw)
+    except (binascii.Error, zlib.error, ValueError):
+        return None
+    return value if isinstance(value, dict) and value.get("v") == 1 else None
+
+
+def _steps_of(entry: Any) -> tuple[str, dict[str, tuple[str, list[str]]]]:
+    """(verdict, {step id: (state, approvers)}) from one digest entry, tolerating any malformed shape."""
+    verdict, steps = "", {}
+    if isinstance(entry, list) and len(entry) == 2:
+        verdict = str(entry[0])
+        for step in entry[1] if isinstance(entry[1], list) else []:
+            if isinstance(step, list) and len(step) == 3 and isinstance(step[2], list):
+                steps[str(step[0])] = (str(step[1]), [str(x) for x in step[2]])
+    return verdict, steps
+
+
+def since_lines(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Markdown bullets: what differs between the last evaluation shown and this one."""
+    lines: list[str] = []
+    if previous.get("verdict") != current.get("verdict"):
+        lines.append(f"Verdict: {escape_md(previous.get('verdict'), 20)} → {current['verdict']}")
+    old_head, new_head = str(previous.get("head") or ""), str(current.get("head") or "")
+    if old_head and new_head and old_head != new_head:
+        lines.append(f"New commits: {code(old_head[:7])} → {code(new_head[:7])}")
+    old, new = previous.get("changes"), current.get("changes")
+    if isinstance(old, dict) and isinstance(new, dict):
+        for ident in new:
+            if ident not in old:
+                lines.append(f"New change {code(ident)} ({new[ident][0]})")
+        for ident in old:
+            if ident not in new:
+                lines.append(f"No longer changed: {code(ident)}")
+        for ident in new:
+            if ident in old:
+                lines.extend(_change_delta(ident, old[ident], new[ident]))
+    elif old != new:
+        lines.append("The changes or their approvals differ.")
+    if previous.get("problems") != current.get("problems"):
+        lines.append(f"Problems: {escape_md(previous.get('problems'), 10)} → {current.get('problems')}")
+    if not lines and previous.get("details") != current.get("details"):
+        lines.append("Details of the report changed.")
+    if len(lines) > DELTA_MAX_LINES:
+        lines = [*lines[:DELTA_MAX_LINES], f"… and {len(lines) - DELTA_MAX_LINES} more differences"]
+    return lines
+
+
+def _change_delta(ident: str, old: Any, new: Any) -> list[str]:
+    (old_verdict, old_steps), (new_verdict, new_steps) = _steps_of(old), _steps_of(new)
+    lines = []
+    if old_verdict != new_verdict:
+        lines.append(f"{code(ident)}: {escape_md(old_verdict, 20)} → {new_verdict}")
+    for step_id, (state, approvers) in new_steps.items():
+        before_state, before_by = old_steps.get(step_id, ("", []))
+        added = [a for a in approvers if a not in before_by]
+        if state != before_state or added:
+            text = f"{code(ident)} step {code(step_id)}: "
+            text += f"{escape_md(before_state, 20)} → {state}" if before_state != state else state
+            if added:
+                text += f" (approved by {', '.join(escape_md(a, 60) for a in added)})"
+            lines.append(text)
+    return lines
+
+
+# --- the comment and the job summary --------------------------------------------------------------------
+
+
+def _step_row(step: StepResult) -> str:
+    icon = STEP_ICON.get(step.state, "")
+    by = ", ".join(escape_md(a, 60) for a in step.approved_by)
+    if step.approvals > 1:
+        by = f"{by} ({len(step.approved_by)}/{step.approvals})".strip()
+    wanted = ", ".join(mention(w) for w in step.awaited) if step.state == "pending" else ""
+    cells = [f"{icon} {step.state}", code(step.id), escape_md(step.role, 100), by, wanted,
+             escape_md(step.reason, 300)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _change_section(result: ChangeResult, links: Links | None) -> str:
+    c = result.change
+    title = f"{c.kind} {code(c.key)}"
+    if c.environment:
+        title += f" · {code(c.environment)}"
+    parts = [f"#### {VERDICT_ICON[result.verdict]} {title} — {escape_md(c.change_type, 40)}"]
+    facts = [escape_md(c.summary, 300)] if c.summary else []
+    if c.breaking:
+        facts.append("**breaking**")
+    if result.workflow:
+        facts.append(f"workflow {code(result.workflow)}")
+    at_head = c.change_type not in ("delete", "schema_delete")
+    facts.append(_file_link(c.path, None, links if at_head else None))
+    parts.append(" · ".join(facts))
+    if result.reason:
+        parts.append(f"> {escape_md(result.reason, 500)}")
+    if result.steps:
+        table = ["| State | Step | Role | Approved by | Awaited | Note |", "|---|---|---|---|---|---|"]
+        table.extend(_step_row(s) for s in result.steps)
+        parts.append("\n".join(table))
+    return "\n\n".join(parts)
+
+
+def _problem_table(problems: Sequence[Problem], links: Links | None, rows: int | None) -> str:
+    shown = problems if rows is None else problems[:rows]
+    table = ["| | Location | Problem |", "|---|---|---|"]
+    for p in shown:
+        where = _file_link(p.file, p.line, links, p.location()) if p.file else ""
+        table.append(f"| {SEVERITY_ICON.get(p.severity, '')} | {where} | {escape_md(p.message, 1000)} "
+                     f"({escape_md(p.title, 60)}) |")
+    text = "\n".join(table)
+    if len(shown) < len(problems):
+        text += f"\n\n… and {len(problems) - len(shown)} more problems in the job summary."
+    return f"### Problems ({len(problems)})\n\n{text}"
+
+
+def _head(evaluation: Evaluation, links: Links | None) -> list[str]:
+    v = evaluation.verdict
+    parts = [f"## {VERDICT_ICON[v]} gitops-flags: {v}", f"**{headline(evaluation)}**"]
+    if evaluation.message:
+        parts.append(escape_md(evaluation.message, 1000))
+    who = awaited(evaluation)
+    if who:
+        parts.append("**Awaiting:** " + ", ".join(mention(w) for w in who))
+    return parts
+
+
+def _notes(evaluation: Evaluation, limit: int | None) -> str | None:
+    if not evaluation.warnings:
+        return None
+    shown = evaluation.warnings if limit is None else evaluation.warnings[:limit]
+    text = "\n".join(f"- {escape_md(w, 500)}" for w in shown)
+    if len(shown) < len(evaluation.warnings):
+        text += f"\n- … and {len(evaluation.warnings) - len(shown)} more notes in the job summary"
+    return f"### Notes\n\n{text}"
+
+
+def _footer(links: Links | None) -> str:
+    bits = []
+    if links and links.head_sha:
+        bits.append(f"evaluated at {code(links.head_sha[:7])}")
+    if links and links.run_url:
+        bits.append(f"[workflow run]({links.run_url})")
+    bits.append("gitops-flags")
+    return "<sub>" + " · ".join(bits) + "</sub>"
+
+
+def comment_markdown(
+    evaluation: Evaluation, *, previous: dict[str, Any] | None = None, links: Links | None = None
+) -> str:
+    """The sticky PR comment, at most 65,536 characters. When the changes do not all fit, the comment
+    says how many it shows and points at the job summary, which holds the full report."""
+    state = digest(evaluation, links)
+    parts = [MARKER, f"<!-- gitops-flags:digest v1.{_encode(state)} -->", *_head(evaluation, links)]
+    if previous is not None:
+        lines = since_lines(previous, state) or ["Nothing changed."]
+        parts.append("<details><summary>Since the last evaluation</summary>\n\n"
+                     + "\n".join(f"- {line}" for line in lines) + "\n\n</details>")
+    notes = _notes(evaluation, 20)
+    if notes:
+        parts.append(notes)
+    if evaluation.problems:
+        parts.append(_problem_table(evaluation.problems, links, COMMENT_PROBLEM_ROWS))
+    footer = _footer(links)
+    where = f"the [job summary of the workflow run]({links.run_url})" if links and links.run_url else (
+        "the job summary of the workflow run")
+    reserve = 600  # the truncation note and the footer
+    used = sum(len(p) + 2 for p in parts) + len(footer)
+    sections = [_change_section(c, links) for c in evaluation.changes]
+    shown: list[str] = []
+    for section in sections:
+        if used + len(section) + 2 + reserve > COMMENT_LIMIT:
+            break
+        shown.append(section)
+        used += len(section) + 2
+    if sections:
+        parts.append("### Changes")
+        parts.extend(shown)
+    if len(shown) < len(sections):
+        parts.append(f"> [!NOTE]\n> This comment shows {len(shown)} of {len(sections)} changes: GitHub "
+                     f"limits a comment to 65,536 characters. The full report is in {where}.")
+    parts.append(footer)
+    body = "\n\n".join(parts) + "\n"
+    if len(body) > COMMENT_LIMIT:  # only when the fixed parts alone are huge
+        cut = f"\n\n… cut here: the full report is in {where}.\n"
+        body = body[: COMMENT_LIMIT - len(cut)] + cut
+    return body
+
+
+def job_summary(evaluation: Evaluation, links: Links | None = None) -> str:
+    """The full report for `$GITHUB_STEP_SUMMARY` (every change and problem; capped at GitHub's 1 MiB)."""
+    parts = _head(evaluation, links)
+    notes = _notes(evaluation, None)
+    if notes:
+        parts.append(notes)
+    if evaluation.problems:
+        parts.append(_problem_table(evaluation.problems, links, None))
+        left_out = annotations_left_out(evaluation.problems)
+        if left_out:
+            parts.append(f"{left_out} of these problems are not shown as annotations: GitHub shows at most "
+                         f"{ANNOTATIONS_PER_SEVERITY} errors and {ANNOTATIONS_PER_SEVERITY} warnings a step.")
+    if evaluation.changes:
+        parts.append("### Changes")
+        parts.extend(_change_section(c, links) for c in evaluation.changes)
+    parts.append(_footer(links))
+    text = "\n\n".join(parts) + "\n"
+    raw = text.encode()
+    if len(raw) > SUMMARY_LIMIT_BYTES:
+        note = "\n\n… cut here: the report exceeds GitHub's 1 MiB step-summary limit.\n"
+        text = raw[: SUMMARY_LIMIT_BYTES - len(note.encode())].decode(errors="ignore") + note
+    return text
+
+
+# --- plain text -----------------------------------------------------------------------------------------
+
+
+def plan_text(evaluation: Evaluation) -> str:
+    """The evaluation for a terminal (`plan --format text`)."""
+    lines = [f"{evaluation.verdict.upper()}: {headline(evaluation)}"]
+    if evaluation.message:
+        lines.append(plain(evaluation.message))
+    for result in evaluation.changes:
+        c = result.change
+        where = f" @ {plain(c.environment)}" if c.environment else ""
+        lines.append("")
+        lines.append(f"{c.kind} {plain(c.key)}{where}  [{c.change_type}]  {result.verdict}"
+                     + (f"  (workflow {plain(result.workflow)})" if result.workflow else ""))
+        if c.summary:
+            lines.append(f"  {plain(c.summary)}")
+        if result.reason:
+            lines.append(f"  {plain(result.reason)}")
+        for s in result.steps:
+            text = f"  - {s.id} ({plain(s.role)}): {s.state}"
+            if s.approved_by:
+                text += f", approved by {', '.join(plain(a) for a in s.approved_by)}"
+            if s.state == "pending" and s.awaited:
+                text += f", awaiting {', '.join('@' + plain(w).lstrip('@') for w in s.awaited)}"
+            if s.reason:
+                text += f" — {plain(s.reason)}"
+            lines.append(text)
+    if evaluation.problems:
+        lines.append("")
+        lines.append("Problems:")
+        lines.extend(f"  {plain(p.location())}: {p.severity}: {plain(p.message)}"
+                     for p in evaluation.problems)
+    if evaluation.warnings:
+        lines.append("")
+        lines.append("Notes:")
+        lines.extend(f"  {plain(w)}" for w in evaluation.warnings)
+    return "\n".join(lines) + "\n"

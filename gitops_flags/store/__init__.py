@@ -1,0 +1,65 @@
+"""The flag store: flagd documents per environment, rollout state and the audit log.
+
+`open_store(url)` picks a backend from a URL:
+
+    file:PATH              a directory (the default outside GitHub Actions)
+    github-branch:BRANCH   the same files on a branch of the repository, through the Git data API
+
+PyGithub is imported only when a github-branch store is opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import StoreConfig
+from .base import ConflictError, Store, StoreCorrupt, StoreError, StoreSnapshot, Update, update
+from .state import RolloutState, StoreState, UnitOfWork
+
+__all__ = [
+    "ConflictError",
+    "RolloutState",
+    "Store",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreSnapshot",
+    "StoreState",
+    "UnitOfWork",
+    "Update",
+    "open_store",
+    "store_url",
+    "update",
+]
+
+SCHEMES = ("file", "github-branch")
+
+
+def open_store(url: str, *, repo: Any = None) -> Store:
+    """A store from its URL. `github-branch:` needs `repo`, a PyGithub Repository with a token that may
+    write contents."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or not rest:
+        raise StoreError(f"store URL {url!r} is not SCHEME:LOCATION; allowed schemes: {', '.join(SCHEMES)}")
+    if scheme == "file":
+        from .file import FileStore
+
+        return FileStore(rest)
+    if scheme == "github-branch":
+        if repo is None:
+            raise StoreError(
+                f"store {url!r} needs a GitHub repository and a token (GITHUB_TOKEN with contents: write); "
+                "use file:PATH to work locally"
+            )
+        from .github_branch import GitHubBranchStore
+
+        return GitHubBranchStore(repo, rest)
+    raise StoreError(f"store URL {url!r} has an unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+
+
+def store_url(config: StoreConfig) -> str:
+    """The URL the policy's `store:` section names (`--store` overrides it)."""
+    if config.type == "file":
+        return f"file:{config.path}"
+    if config.type == "github-branch":
+        return f"github-branch:{config.branch}"
+    raise StoreError(f"store type {config.type!r} is not supported yet; use file or github-branch")

@@ -1,0 +1,214 @@
+"""`github-branch:BRANCH`: the store's files on a branch, written through the Git data API.
+
+The branch's head commit is the version. A write creates blobs for the files that changed, a tree on
+top of the head's tree, and a commit whose parent is the expected head, then moves the branch with
+`force: false`. If another run moved the branch in between, GitHub refuses the update as "not a fast
+forward" (422) and the write raises ConflictError: the parent commit is the compare-and-swap token.
+A missing branch is created with an orphan commit, so the store never shares history with the code.
+
+This is the default inside GitHub Actions: state survives between runs without any other service.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from github import GithubException, InputGitTreeElement, UnknownObjectException
+
+from .base import (
+    AUDIT_FILE,
+    MANIFEST_FILE,
+    ConflictError,
+    StoreCorrupt,
+    StoreError,
+    StoreSnapshot,
+    audit_lines,
+    check_file,
+    check_listing,
+    decode,
+    encode,
+    is_data_file,
+    manifest,
+    parse_audit,
+    parse_manifest,
+)
+from .state import StoreState
+
+if TYPE_CHECKING:
+    from github.GitCommit import GitCommit
+    from github.GitRef import GitRef
+    from github.GitTree import GitTree
+    from github.Repository import Repository
+
+DEFAULT_MESSAGE = "gitops-flags: update the flag store"
+
+
+@dataclass(frozen=True)
+class _Head:
+    commit: GitCommit
+    tree: GitTree
+    blobs: dict[str, str]  # file name → blob sha, top level of the tree
+
+
+def git_blob_sha(data: bytes) -> str:
+    """The sha git gives a blob with these bytes, to skip uploading files that did not change."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+class GitHubBranchStore:
+    def __init__(self, repo: Repository, branch: str) -> None:
+        self.repo = repo
+        self.branch = branch
+        self.where = f"github-branch:{branch}"
+        self._heads: dict[str, _Head] = {}  # commit sha → head; commits never change, so caching is safe
+        self._blob_data: dict[str, bytes] = {}  # blob sha → bytes, likewise
+
+    # --- the Store protocol ------------------------------------------------------------------------
+
+    def read(self) -> StoreSnapshot:
+        sha = self._branch_sha()
+        if sha is None:
+            return StoreSnapshot(StoreState(), {}, None)
+        snapshot, _ = self._load(sha)
+        return snapshot
+
+    def write(
+        self,
+        state: StoreState,
+        documents: Mapping[str, Mapping[str, Any]],
+        expected_version: str | None,
+        audit: Sequence[Mapping[str, Any]] = (),
+        message: str = "",
+    ) -> str:
+        new_files = encode(state, documents)
+        ref = self._ref()
+        current = None if ref is None else str(ref.object.sha)
+        if current != expected_version:
+            raise ConflictError(
+                f"the store on branch {self.branch!r} moved (expected {expected_version}, found {current}); "
+                "read it again"
+            )
+        head: _Head | None = None
+        old_audit = b""
+        if ref is not None and expected_version is not None:
+            _, entries = self._load(expected_version)
+            head = self._heads[expected_version]
+            if AUDIT_FILE in entries:
+                old_audit = self._blob(head.blobs[AUDIT_FILE])
+                check_file(entries, AUDIT_FILE, old_audit, self.where)
+            if audit or AUDIT_FILE in entries:
+                new_files[AUDIT_FILE] = old_audit + audit_lines(audit)
+        elif audit:
+            new_files[AUDIT_FILE] = audit_lines(audit)
+        new_files[MANIFEST_FILE] = manifest(new_files)
+
+        old_blobs = head.blobs if head else {}
+        changed = sorted(n for n, data in new_files.items() if old_blobs.get(n) != git_blob_sha(data))
+        deleted = sorted(n for n in old_blobs if is_data_file(n) and n not in new_files)
+        if head is not None and not changed and not deleted:
+            return head.commit.sha  # nothing changed: no empty commit
+
+        elements = [self._upload(name, new_files[name]) for name in changed]
+        elements += [InputGitTreeElement(name, "100644", "blob", sha=None) for name in deleted]
+        try:
+            if head is None or ref is None:
+                tree = self.repo.create_git_tree(elements)
+                commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, [])
+                self.repo.create_git_ref(f"refs/heads/{self.branch}", commit.sha)
+            else:
+                tree = self.repo.create_git_tree(elements, base_tree=head.tree)
+                commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, [head.commit])
+                ref.edit(commit.sha, force=False)
+        except GithubException as exc:
+            if exc.status in (409, 422):
+                raise ConflictError(
+                    f"the store on branch {self.branch!r} moved while writing ({exc.status}: "
+                    f"{_message(exc)}); read it again"
+                ) from None
+            raise
+        # The created tree lists every entry, so the next write needs no reads of its own.
+        self._heads[commit.sha] = _Head(commit, tree, {e.path: e.sha for e in tree.tree if e.type == "blob"})
+        return str(commit.sha)
+
+    def append_audit(self, records: Sequence[Mapping[str, Any]], expected_version: str | None) -> str:
+        snap = self.read()
+        return self.write(snap.state, snap.documents, expected_version, records, "gitops-flags: audit log")
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        sha = self._branch_sha()
+        if sha is None:
+            return []
+        _, entries = self._load(sha)
+        if AUDIT_FILE not in entries:
+            return []
+        data = self._blob(self._heads[sha].blobs[AUDIT_FILE])
+        check_file(entries, AUDIT_FILE, data, self.where)
+        return parse_audit(data, self.where)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def _branch_sha(self) -> str | None:
+        ref = self._ref()
+        return None if ref is None else str(ref.object.sha)
+
+    def _ref(self) -> GitRef | None:
+        """The branch's ref, fetched (so that its `url` is the one GitHub gives for updates)."""
+        ref = self.repo.get_git_ref(f"heads/{self.branch}")
+        try:
+            ref.object  # noqa: B018 - fetches the ref; a missing branch raises here
+        except UnknownObjectException:
+            return None
+        except GithubException as exc:
+            if exc.status == 409:  # "Git Repository is empty."
+                raise StoreError(
+                    f"the repository has no commits yet, so branch {self.branch!r} cannot hold the store; "
+                    "push a first commit"
+                ) from None
+            raise
+        return ref
+
+    def _load(self, sha: str) -> tuple[StoreSnapshot, dict[str, str]]:
+        head = self._heads.get(sha)
+        if head is None:
+            commit = self.repo.get_git_commit(sha)
+            tree = self.repo.get_git_tree(commit.tree.sha)
+            blobs = {e.path: e.sha for e in tree.tree if e.type == "blob"}
+            head = self._heads[sha] = _Head(commit, tree, blobs)
+        present = sorted(head.blobs)
+        if MANIFEST_FILE not in head.blobs:
+            strays = [n for n in present if is_data_file(n)]
+            if strays:
+                raise StoreCorrupt(
+                    f"{self.where} holds {', '.join(strays)} but no {MANIFEST_FILE}: it was not written by "
+                    "gitops-flags; point the store at another branch, or restore the manifest"
+                )
+            return StoreSnapshot(StoreState(), {}, sha), {}  # a branch with no store files yet
+        entries = parse_manifest(self._blob(head.blobs[MANIFEST_FILE]), self.where)
+        check_listing(entries, present, self.where)
+        files = {n: self._blob(head.blobs[n]) for n in entries if n != AUDIT_FILE}
+        state, documents = decode(entries, files, self.where)
+        return StoreSnapshot(state, documents, sha), entries
+
+    def _blob(self, sha: str) -> bytes:
+        if sha not in self._blob_data:
+            blob = self.repo.get_git_blob(sha)
+            raw = blob.content or ""
+            data = base64.b64decode(raw) if blob.encoding == "base64" else raw.encode()
+            self._blob_data[sha] = data
+        return self._blob_data[sha]
+
+    def _upload(self, name: str, data: bytes) -> InputGitTreeElement:
+        blob = self.repo.create_git_blob(base64.b64encode(data).decode("ascii"), "base64")
+        self._blob_data[blob.sha] = data
+        return InputGitTreeElement(name, "100644", "blob", sha=blob.sha)
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return str(exc)

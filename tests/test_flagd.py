@@ -1,0 +1,232 @@
+"""The flagd compiler: rules → JSONLogic, rollouts → fractional, valid against flagd's own schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+
+from gitops_flags import flagd
+from gitops_flags.model import Flag
+from gitops_flags.problems import GitopsFlagsError
+from gitops_flags.store.state import RolloutState
+
+SCHEMAS = Path(__file__).parent / "fixtures" / "flagd-schema"
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def flagd_validator() -> jsonschema.Draft7Validator:
+    flags = json.loads((SCHEMAS / "flags.json").read_text())
+    targeting = json.loads((SCHEMAS / "targeting.json").read_text())
+    # flags.json's root has `$ref` beside `$id`; under draft 7 the `$ref` wins, so its `./targeting.json`
+    # resolves against no base URI. Register the file under that name too, as flagd's own tests do.
+    registry: Registry[Any] = Registry().with_resources(
+        [(s["$id"], Resource.from_contents(s)) for s in (flags, targeting)]
+        + [("./targeting.json", Resource.from_contents(targeting))]
+    )
+    return jsonschema.Draft7Validator(flags, registry=registry)
+
+
+VALIDATOR = flagd_validator()
+
+
+def assert_valid(document: dict[str, Any]) -> None:
+    errors = sorted(VALIDATOR.iter_errors(document), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def make_flag(**env: Any) -> Flag:
+    return Flag.model_validate(
+        {
+            "key": "checkout",
+            "type": "boolean",
+            "variants": {"on": True, "off": False},
+            "default_variant": "off",
+            "environments": {"production": {"enabled": True, **env}, "staging": {"enabled": False}},
+        }
+    )
+
+
+def rollout(status: str = "running", percentage: int = 25, stage_index: int = 1, **kw: Any) -> RolloutState:
+    return RolloutState(
+        variant="on", stages=[5, 25, 50, 75, 100], stage_index=stage_index, percentage=percentage,
+        status=status, entered_at=T0, stage_delay_seconds=3600, plan_hash="sha256:x", **kw,
+    )
+
+
+def compile_one(flag: Flag, state: RolloutState | None = None, env: str = "production") -> dict[str, Any]:
+    doc = flagd.compile_environment({flag.key: flag}, env, {flag.key: state} if state else {}, "abc123")
+    assert_valid(doc)
+    return dict(doc["flags"][flag.key])
+
+
+# --- rules ------------------------------------------------------------------------------------------
+
+EMAIL = {"var": "email"}
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "expected"),
+    [
+        ("equals", "gold", {"==": [EMAIL, "gold"]}),
+        ("not_equals", 3, {"!=": [EMAIL, 3]}),
+        ("in", ["a", "b"], {"in": [EMAIL, ["a", "b"]]}),
+        ("in", "a", {"in": [EMAIL, ["a"]]}),
+        ("not_in", ["a"], {"!": [{"in": [EMAIL, ["a"]]}]}),
+        ("contains", "acme", {"in": ["acme", EMAIL]}),
+        ("starts_with", "ops-", {"starts_with": [EMAIL, "ops-"]}),
+        ("ends_with", "@acme.com", {"ends_with": [EMAIL, "@acme.com"]}),
+        ("greater_than", 10, {">": [EMAIL, 10]}),
+        ("greater_or_equal", 10, {">=": [EMAIL, 10]}),
+        ("less_than", 10, {"<": [EMAIL, 10]}),
+        ("less_or_equal", 10, {"<=": [EMAIL, 10]}),
+        ("semver_equals", "1.2.3", {"sem_ver": [EMAIL, "=", "1.2.3"]}),
+        ("semver_greater_than", "v2", {"sem_ver": [EMAIL, ">", "2.0.0"]}),
+        ("semver_less_than", "1.4", {"sem_ver": [EMAIL, "<", "1.4.0"]}),
+    ],
+)
+def test_each_operator_compiles_to_jsonlogic(operator: str, value: Any, expected: dict[str, Any]) -> None:
+    rule = {"when": {"attribute": "email", "operator": operator, "value": value}, "variant": "on"}
+    out = compile_one(make_flag(rules=[rule]))
+    assert out["targeting"] == {"if": [expected, "on", None]}
+
+
+def test_all_and_any_combine_conditions() -> None:
+    cond_a = {"attribute": "plan", "operator": "equals", "value": "gold"}
+    cond_b = {"attribute": "country", "operator": "in", "value": ["DE", "FR"]}
+    rules = [
+        {"when": {"all": [cond_a, cond_b]}, "variant": "on"},
+        {"when": {"any": [cond_a, cond_b]}, "variant": "off"},
+    ]
+    out = compile_one(make_flag(rules=rules))
+    a = {"==": [{"var": "plan"}, "gold"]}
+    b = {"in": [{"var": "country"}, ["DE", "FR"]]}
+    assert out["targeting"] == {"if": [{"and": [a, b]}, "on", {"if": [{"or": [a, b]}, "off", None]}]}
+
+
+def test_rules_keep_their_order_first_match_wins() -> None:
+    rules = [
+        {"name": f"r{i}", "when": {"attribute": "n", "operator": "equals", "value": i}, "variant": v}
+        for i, v in enumerate(["on", "off", "on"])
+    ]
+    expr = compile_one(make_flag(rules=rules))["targeting"]
+    seen = []
+    while expr is not None:
+        cond, variant, expr = expr["if"]
+        seen.append((cond["=="][1], variant))
+    assert seen == [(0, "on"), (1, "off"), (2, "on")]
+
+
+def test_no_rules_no_rollout_has_no_targeting() -> None:
+    out = compile_one(make_flag())
+    assert "targeting" not in out
+    assert out["state"] == "ENABLED" and out["defaultVariant"] == "off"
+    assert out["variants"] == {"on": True, "off": False}
+
+
+# --- rollouts ---------------------------------------------------------------------------------------
+
+
+def test_running_rollout_is_fractional_with_the_variant_first() -> None:
+    out = compile_one(make_flag(), rollout(percentage=25))
+    assert out["targeting"] == {"fractional": [["on", 25], ["off", 75]]}
+    weights = out["targeting"]["fractional"]
+    assert weights[0][0] == "on" and sum(w for _, w in weights) == 100
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (rollout(status="scheduled", percentage=0, stage_index=-1), None),
+        (rollout(status="rolled_back", percentage=0), None),
+        (rollout(status="paused", percentage=50, stage_index=2), {"fractional": [["on", 50], ["off", 50]]}),
+        (rollout(status="running", percentage=100, stage_index=4), {"if": [True, "on", None]}),
+        (rollout(status="completed", percentage=100, stage_index=4), {"if": [True, "on", None]}),
+    ],
+)
+def test_rollout_status_decides_what_is_served(state: RolloutState, expected: Any) -> None:
+    out = compile_one(make_flag(), state)
+    assert out.get("targeting") == expected
+    assert out["metadata"]["gitopsRolloutStatus"] == state.status
+
+
+def test_rules_come_first_and_the_rollout_is_the_fallback() -> None:
+    staff = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
+             "variant": "on"}
+    out = compile_one(make_flag(rules=[staff]), rollout(percentage=5, stage_index=0))
+    cond, variant, fallback = out["targeting"]["if"]
+    assert cond == {"ends_with": [EMAIL, "@acme.com"]} and variant == "on"
+    assert fallback == {"fractional": [["on", 5], ["off", 95]]}
+    full = compile_one(make_flag(rules=[staff]), rollout(status="completed", percentage=100, stage_index=4))
+    assert full["targeting"]["if"][2] == "on"
+
+
+def test_rollout_to_the_default_variant_changes_nothing() -> None:
+    flag = make_flag(default_variant="on")
+    assert "targeting" not in compile_one(flag, rollout(percentage=25))
+
+
+def test_rollout_of_an_unknown_variant_is_an_error() -> None:
+    state = RolloutState(variant="blue", stages=[50], stage_index=0, percentage=50, status="running",
+                         stage_delay_seconds=0, plan_hash="x")
+    with pytest.raises(GitopsFlagsError, match="rollout is 'blue', which is not one of the flag's variants"):
+        flagd.compile_environment({"checkout": make_flag()}, "production", {"checkout": state}, "c")
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+
+def test_document_shape_and_metadata() -> None:
+    other = Flag.model_validate({
+        "key": "theme", "type": "string", "variants": {"dark": "dark", "light": "light"},
+        "default_variant": "light", "environments": {"staging": {"enabled": True}},
+    })
+    config = Flag.model_validate({
+        "key": "limits", "type": "object", "default_variant": "small",
+        "variants": {"small": {"max": 1, "tags": ["a"]}, "big": {"max": 9, "nested": {"x": None}}},
+        "environments": {"production": {"enabled": True, "default_variant": "big"}},
+    })
+    flags = {"checkout": make_flag(enabled=False), "theme": other, "limits": config}
+    doc = flagd.compile_environment(flags, "production", {"checkout": rollout()}, "abc123")
+    assert_valid(doc)
+    assert doc["$schema"] == "https://flagd.dev/schema/v0/flags.json"
+    assert doc["metadata"] == {"gitopsCommit": "abc123", "gitopsEnvironment": "production"}
+    assert set(doc["flags"]) == {"checkout", "limits"}  # theme has no production section
+    checkout = doc["flags"]["checkout"]
+    assert checkout["state"] == "DISABLED"
+    assert checkout["metadata"] == {"gitopsCommit": "abc123", "gitopsRolloutPercentage": 25,
+                                    "gitopsRolloutStatus": "running", "gitopsRolloutVariant": "on"}
+    limits = doc["flags"]["limits"]
+    assert limits["defaultVariant"] == "big"  # the environment's default wins
+    assert limits["variants"]["big"] == {"max": 9, "nested": {"x": None}}  # objects pass through
+    staging = flagd.compile_environment(flags, "staging", {}, "abc123")
+    assert_valid(staging)
+    assert set(staging["flags"]) == {"checkout", "theme"}
+
+
+def test_output_bytes_are_deterministic() -> None:
+    a = make_flag(rules=[{"when": {"attribute": "x", "operator": "equals", "value": 1}, "variant": "on"}])
+    b = make_flag().model_copy(update={"key": "zeta"})
+    rollouts = {"zeta": rollout()}
+    one = flagd.dumps(flagd.compile_environment({"checkout": a, "zeta": b}, "production", rollouts, "c"))
+    two = flagd.dumps(flagd.compile_environment({"zeta": b, "checkout": a}, "production", rollouts, "c"))
+    assert one == two
+    assert one.endswith(b"\n") and list(json.loads(one)) == sorted(json.loads(one))
+
+
+def test_the_vendored_schema_rejects_what_flagd_rejects() -> None:
+    good = flagd.compile_environment({"checkout": make_flag()}, "production", {"checkout": rollout()}, "c")
+    assert_valid(good)
+    bad_state = json.loads(json.dumps(good))
+    bad_state["flags"]["checkout"]["state"] = "ON"
+    bad_weight = json.loads(json.dumps(good))
+    bad_weight["flags"]["checkout"]["targeting"] = {"fractional": [["on", "25"], ["off", 75]]}
+    bad_metadata = json.loads(json.dumps(good))
+    bad_metadata["flags"]["checkout"]["metadata"]["nested"] = {"a": 1}
+    for bad in (bad_state, bad_weight, bad_metadata):
+        assert list(VALIDATOR.iter_errors(bad))

@@ -1,0 +1,210 @@
+"""Compiled documents evaluated by OpenFeature's own Python flagd provider, in offline file mode.
+
+This is what an application does: FlagdProvider(resolver_type=FILE) loads `<env>.flagd.json` and the
+OpenFeature SDK evaluates flags per targeting key. The provider's in-process evaluator (flagd-core)
+implements flagd's `fractional`, `starts_with`, `ends_with` and `sem_ver`, so the shares measured
+here are the shares flagd serves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from openfeature import api
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import Reason
+from referencing import Registry, Resource
+
+from gitops_flags import flagd
+from gitops_flags.model import Flag
+from gitops_flags.store.state import RolloutState
+
+KEYS = [f"user-{i:05d}" for i in range(10_000)]
+STAGES = [5, 25, 50, 75, 100]
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SCHEMAS = Path(__file__).parent / "fixtures" / "flagd-schema"
+STAFF = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
+         "variant": "on"}
+
+_flags = json.loads((SCHEMAS / "flags.json").read_text())
+_targeting = json.loads((SCHEMAS / "targeting.json").read_text())
+VALIDATOR = jsonschema.Draft7Validator(
+    _flags,
+    registry=Registry().with_resources(
+        [
+            (_flags["$id"], Resource.from_contents(_flags)),
+            (_targeting["$id"], Resource.from_contents(_targeting)),
+            ("./targeting.json", Resource.from_contents(_targeting)),  # see test_flagd.flagd_validator
+        ]
+    ),
+)
+
+
+def checkout(**env: Any) -> Flag:
+    return Flag.model_validate({
+        "key": "new_checkout", "type": "boolean", "variants": {"on": True, "off": False},
+        "default_variant": "off", "environments": {"production": {"enabled": True, **env}},
+    })
+
+
+def at(percentage: int, status: str = "running") -> RolloutState:
+    index = STAGES.index(percentage) if percentage in STAGES else -1
+    return RolloutState(
+        variant="on", stages=STAGES, stage_index=index, percentage=percentage, status=status,
+        entered_at=T0, stage_delay_seconds=3600, plan_hash="sha256:plan",
+    )
+
+
+Serve = Callable[..., OpenFeatureClient]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Compile, validate against flagd's schema, write the file, and return a client reading it."""
+    counter = itertools.count()
+    providers: list[FlagdProvider] = []
+
+    def _serve(
+        flags: dict[str, Flag], rollouts: dict[str, RolloutState], commit: str = "0123abc"
+    ) -> OpenFeatureClient:
+        document = flagd.compile_environment(flags, "production", rollouts, commit)
+        assert not list(VALIDATOR.iter_errors(document))
+        n = next(counter)
+        path = tmp_path / f"production-{n}.flagd.json"
+        path.write_bytes(flagd.dumps(document))
+        provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path))
+        providers.append(provider)
+        api.set_provider_and_wait(provider, f"interop-{n}")  # initialization is asynchronous otherwise
+        return api.get_client(f"interop-{n}")
+
+    yield _serve
+    for provider in providers:
+        provider.shutdown()
+
+
+def served_on(client: OpenFeatureClient, flag: str = "new_checkout", **attributes: Any) -> set[str]:
+    out = set()
+    for key in KEYS:
+        ctx = EvaluationContext(targeting_key=key, attributes=attributes)
+        details = client.get_boolean_details(flag, False, ctx)
+        assert details.error_code is None, details
+        if details.value:
+            out.add(key)
+    return out
+
+
+def test_each_stage_serves_its_share_and_users_who_are_in_stay_in(serve: Serve) -> None:
+    previous: set[str] = set()
+    for stage in STAGES:
+        client = serve({"new_checkout": checkout()}, {"new_checkout": at(stage)})
+        served = served_on(client)
+        share = 100 * len(served) / len(KEYS)
+        assert abs(share - stage) <= 1.5, (stage, share)
+        assert previous <= served, f"{len(previous - served)} keys lost the variant at {stage}%"
+        previous = served
+    assert previous == set(KEYS)
+
+
+def test_buckets_do_not_depend_on_the_commit_or_other_flags(serve: Serve) -> None:
+    a = served_on(serve({"new_checkout": checkout()}, {"new_checkout": at(25)}))
+    other = Flag.model_validate({"key": "other", "type": "boolean", "variants": {"on": True, "off": False},
+                                 "default_variant": "off", "environments": {"production": {"enabled": True}}})
+    b = served_on(serve({"new_checkout": checkout(), "other": other}, {"new_checkout": at(25)}, "fedcba9"))
+    assert a == b
+
+
+@pytest.mark.parametrize(("status", "percentage"), [("scheduled", 0), ("rolled_back", 0)])
+def test_not_started_or_rolled_back_serves_nobody(serve: Serve, status: str, percentage: int) -> None:
+    client = serve({"new_checkout": checkout()}, {"new_checkout": at(percentage, status)})
+    assert served_on(client) == set()
+    details = client.get_boolean_details("new_checkout", True, EvaluationContext(targeting_key="user-1"))
+    assert (details.value, details.variant, details.reason) == (False, "off", Reason.STATIC)
+
+
+def test_paused_rollout_keeps_serving_its_share(serve: Serve) -> None:
+    running = served_on(serve({"new_checkout": checkout()}, {"new_checkout": at(50)}))
+    paused = served_on(serve({"new_checkout": checkout()}, {"new_checkout": at(50, "paused")}))
+    assert paused == running
+
+
+def test_disabled_flag_resolves_to_the_code_default(serve: Serve) -> None:
+    client = serve({"new_checkout": checkout(enabled=False, rules=[STAFF])}, {"new_checkout": at(50)})
+    for default in (True, False):
+        details = client.get_boolean_details("new_checkout", default, EvaluationContext("user-1"))
+        assert details.value is default
+        assert details.reason == Reason.DISABLED
+
+
+def test_staff_rule_wins_over_the_rollout(serve: Serve) -> None:
+    client = serve({"new_checkout": checkout(rules=[STAFF])}, {"new_checkout": at(5)})
+    staff = served_on(client, email="someone@acme.com")
+    assert staff == set(KEYS)
+    outsiders = served_on(client, email="someone@example.com")
+    assert abs(100 * len(outsiders) / len(KEYS) - 5) <= 1.5
+    details = client.get_boolean_details(
+        "new_checkout", False, EvaluationContext(targeting_key="user-1", attributes={"email": "a@acme.com"}))
+    assert (details.value, details.reason, details.flag_metadata["gitopsCommit"]) == (
+        True, Reason.TARGETING_MATCH, "0123abc")
+
+
+def test_rule_operators_evaluate_as_flagd_does(serve: Serve) -> None:
+    def rule(variant: str, attribute: str, operator: str, value: Any) -> dict[str, Any]:
+        return {"when": {"attribute": attribute, "operator": operator, "value": value}, "variant": variant}
+
+    flag = Flag.model_validate({
+        "key": "tier", "type": "string", "default_variant": "none",
+        "variants": {v: v for v in ("none", "beta", "old", "gold", "de", "ops", "big", "team", "both")},
+        "environments": {"production": {"enabled": True, "rules": [
+            {"variant": "both", "when": {"all": [
+                {"attribute": "plan", "operator": "equals", "value": "gold"},
+                {"attribute": "country", "operator": "in", "value": ["DE", "AT"]},
+            ]}},
+            rule("beta", "version", "semver_greater_than", "2.0"),
+            rule("old", "version", "semver_less_than", "v1.5.0"),
+            rule("gold", "plan", "equals", "gold"),
+            rule("de", "country", "not_in", ["US", "FR", "GB", "DE", "AT"]),
+            rule("ops", "team", "starts_with", "ops-"),
+            rule("big", "seats", "greater_or_equal", 100),
+            rule("team", "team", "contains", "platform"),
+        ]}},
+    })
+    client = serve({"tier": flag}, {})
+
+    def tier(**attributes: Any) -> str:
+        ctx = EvaluationContext(targeting_key="k", attributes=attributes)
+        return client.get_string_value("tier", "code-default", ctx)
+
+    base = {"version": "1.8.0", "country": "US", "plan": "free", "team": "web", "seats": 1}
+    assert tier(**base) == "none"
+    assert tier(**{**base, "plan": "gold", "country": "AT"}) == "both"
+    assert tier(**{**base, "version": "2.1.0"}) == "beta"
+    assert tier(**{**base, "version": "1.4.9"}) == "old"
+    assert tier(**{**base, "plan": "gold"}) == "gold"
+    assert tier(**{**base, "country": "JP"}) == "de"
+    assert tier(**{**base, "team": "ops-eu"}) == "ops"
+    assert tier(**{**base, "seats": 100}) == "big"
+    assert tier(**{**base, "team": "web-platform-core"}) == "team"
+
+
+def test_object_variants_pass_through(serve: Serve) -> None:
+    flag = Flag.model_validate({
+        "key": "limits", "type": "object", "default_variant": "small",
+        "variants": {"small": {"max": 1, "regions": ["eu"]}, "big": {"max": 9, "nested": {"retry": True}}},
+        "environments": {"production": {"enabled": True, "rules": [
+            {"when": {"attribute": "plan", "operator": "equals", "value": "gold"}, "variant": "big"}]}},
+    })
+    client = serve({"limits": flag}, {})
+    gold = client.get_object_value("limits", {}, EvaluationContext("k", {"plan": "gold"}))
+    free = client.get_object_value("limits", {}, EvaluationContext("k", {"plan": "free"}))
+    assert gold == {"max": 9, "nested": {"retry": True}}
+    assert free == {"max": 1, "regions": ["eu"]}

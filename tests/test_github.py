@@ -1,0 +1,287 @@
+"""The GitHub adapter against `responses`: the requests it sends, retries, error messages, pure parsers."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from github import GithubRetry
+from github_fixtures import (
+    NOT_ACCESSIBLE,
+    REPO,
+    SECONDARY,
+    WIRE,
+    MockGitHub,
+    body_of,
+    client,
+    comment,
+    content_dir,
+    error_body,
+    example,
+    file_entry,
+    pull,
+    requests_sent,
+    review,
+)
+from responses.registries import OrderedRegistry
+
+from gitops_flags import github, render
+from gitops_flags.snapshot import Review
+
+
+@pytest.fixture
+def rsps() -> responses.RequestsMock:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+# --- reads ----------------------------------------------------------------------------------------------
+
+
+def test_pull_files_and_reviews_are_three_requests_with_per_page_100(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    data = pull(7, author="carol", labels=["requires-additional-review"], requested_reviewers=["Dave"],
+                requested_teams=["QA"], changed_files=2)
+    gh.pull(data, files=[file_entry("flags/a.yaml"), file_entry("flags/b.yaml", "renamed", "flags/old.yaml")],
+            reviews=[review(1, "dave", "APPROVED", "1" * 40)])
+    c = client()
+    info = c.pull(7)
+    files = c.files(info)
+    reviews = c.reviews(7)
+    assert requests_sent(rsps) == [
+        ("GET", f"/repos/{REPO}/pulls/7"),
+        ("GET", f"/repos/{REPO}/pulls/7/files"),
+        ("GET", f"/repos/{REPO}/pulls/7/reviews"),
+    ]
+    assert "per_page=100" in (rsps.calls[1].request.url or "")
+    assert info.author == "carol" and info.base_ref == "main" and info.head_sha == "1" * 40
+    assert info.labels == {"requires-additional-review"}
+    assert info.requested_users == {"dave"} and info.requested_teams == {"qa"}
+    assert github.changed_paths(files) == ["flags/a.yaml", "flags/b.yaml", "flags/old.yaml"]
+    assert reviews == [Review(1, "dave", "APPROVED", "1" * 40, "2026-11-20T10:00:00Z", False, "")]
+
+
+def test_pagination_follows_the_link_header(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    paths = [f"flags/f{i:03d}.yaml" for i in range(250)]
+    gh.get("/pulls/1", pull(1, changed_files=250))
+    gh.pages("/pulls/1/files", [file_entry(p) for p in paths])
+    c = client()
+    files = c.files(c.pull(1))
+    assert [f.path for f in files] == paths
+    assert len(rsps.calls) == 4  # the pull + 3 pages of 100
+
+
+def test_more_files_than_the_api_lists_fails_safely(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    gh.get("/pulls/1", pull(1, changed_files=3500))
+    gh.pages("/pulls/1/files", [file_entry(f"flags/f{i}.yaml") for i in range(github.FILES_LIMIT)])
+    c = client()
+    with pytest.raises(github.TooManyFiles, match="changes 3500 files but GitHub lists only 3000"):
+        c.files(c.pull(1))
+
+
+def test_team_members_paginated_and_unreadable_teams_explained(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    gh.team("acme", "qa", [f"user{i}" for i in range(120)])
+    gh.team("acme", "secret", status=404)
+    gh.team("acme", "compliance", status=403)
+    found = client().team_members(["@acme/qa", "acme/secret", "ACME/compliance"])
+    assert found["acme/qa"].members is not None and len(found["acme/qa"].members) == 120
+    for team in ("acme/secret", "acme/compliance"):
+        assert found[team].members is None
+        assert found[team].error == (
+            f"cannot read members of @{team}: the token needs the 'Members: read' organization permission "
+            "(GITHUB_TOKEN cannot; use a GitHub App or PAT)"
+        )
+    assert sorted(p for _, p in requests_sent(rsps)) == [
+        "/orgs/acme/teams/compliance/members", "/orgs/acme/teams/qa/members", "/orgs/acme/teams/qa/members",
+        "/orgs/acme/teams/secret/members",
+    ]
+
+
+def test_contents_api_tree_reads_files_lists_dirs_and_caches(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    sha = "c" * 40
+    gh.content(sha, "flags/a.yaml", b"key: a\n")
+    gh.content(sha, "flags/missing.yaml", None)
+    listing = content_dir([("flags/a.yaml", "file"), ("flags/sub", "dir")])
+    gh.get("/contents/flags", listing, query={"ref": sha})
+    gh.get("/contents/flags/sub", content_dir([("flags/sub/b.yaml", "file")]), query={"ref": sha})
+    tree = github.ApiTree(client(), sha)
+    assert tree.read("flags/a.yaml") == b"key: a\n"
+    assert tree.read("flags/a.yaml") == b"key: a\n"  # cached
+    assert tree.read("flags/missing.yaml") is None
+    assert list(tree.paths("flags/")) == ["flags/a.yaml", "flags/sub/b.yaml"]
+    assert list(tree.paths("flags/")) == ["flags/a.yaml", "flags/sub/b.yaml"]  # cached
+    assert len(rsps.calls) == 4
+
+
+def test_parse_content_refuses_what_is_not_a_small_file() -> None:
+    assert github.parse_content(content_dir([("flags/a.yaml", "file")]), "flags") is None
+    symlink = example("repos--get-content.content-file-response-if-content-is-a-symlink")
+    assert github.parse_content(symlink, "x") is None
+    big = example("repos--get-content.vnd.github.object.content-file-response-if-content-is-a-file",
+                  encoding="none", content="", size=5_000_000)
+    with pytest.raises(github.GitHubError, match="too large"):
+        github.parse_content(big, "flags/big.yaml")
+
+
+def test_enterprise_server_base_url_is_used() -> None:
+    with responses.RequestsMock() as rsps:
+        gh = MockGitHub(rsps, api="https://ghe.example.com/api/v3")
+        gh.get("/pulls/3", pull(3))
+        info = client(api="https://ghe.example.com/api/v3").pull(3)
+        assert rsps.calls[0].request.url == f"https://ghe.example.com:443/api/v3/repos/{REPO}/pulls/3"
+    assert info.number == 3
+
+
+# --- retries --------------------------------------------------------------------------------------------
+
+
+def test_retries_a_502_then_succeeds() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/pulls/1"
+        rsps.add(responses.GET, url, json=error_body("Server Error", 502), status=502)
+        rsps.add(responses.GET, url, json=error_body("Server Error", 502), status=502)
+        rsps.add(responses.GET, url, json=pull(1))
+        info = client().pull(1)
+        assert len(rsps.calls) == 3
+    assert info.number == 1
+
+
+def test_retries_a_secondary_rate_limit_with_retry_after() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/statuses/{'1' * 40}"
+        rsps.add(responses.POST, url, json=error_body(SECONDARY), status=403, headers={"Retry-After": "1"})
+        rsps.add(responses.POST, url, json=example("repos--create-commit-status"), status=201)
+        client().create_status("1" * 40, "pending", "Pending", "gitops-flags: main", None)
+        assert len(rsps.calls) == 2
+        assert body_of(rsps.calls[1]) == {"state": "pending", "description": "Pending",
+                                          "context": "gitops-flags: main"}
+
+
+def test_retries_a_secondary_rate_limit_message_without_header() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/pulls/1"
+        rsps.add(responses.GET, url, json=error_body(SECONDARY), status=403)
+        rsps.add(responses.GET, url, json=pull(1))
+        client().pull(1)
+        assert len(rsps.calls) == 2
+
+
+def test_gives_up_after_the_retry_total() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/pulls/1"
+        for _ in range(4):
+            rsps.add(responses.GET, url, json=error_body("Bad Gateway", 502), status=502)
+        with pytest.raises(github.GitHubError, match="cannot read pull request #1"):
+            client(retry=GithubRetry(total=3, backoff_factor=0)).pull(1)
+        assert len(rsps.calls) == 4
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+
+def test_401_names_the_token(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, f"{WIRE}/repos/{REPO}/pulls/1", json=error_body("Bad credentials", 401),
+             status=401)
+    with pytest.raises(github.GitHubError, match=r"rejected the token.*github-token input or GITHUB_TOKEN"):
+        client().pull(1)
+
+
+def test_404_names_the_read_permission(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.GET, f"{WIRE}/repos/{REPO}/pulls/1", json=error_body("Not Found", 404), status=404)
+    with pytest.raises(github.GitHubError, match=r"404 Not Found.*'pull-requests: read'"):
+        client().pull(1)
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path", "permission"),
+    [
+        (lambda c: c.create_status("1" * 40, "success", "ok", "ctx", None), "POST", f"/statuses/{'1' * 40}",
+         "statuses: write"),
+        (lambda c: c.create_comment(1, "hi"), "POST", "/issues/1/comments", "pull-requests: write"),
+        (lambda c: c.edit_comment(5, "hi"), "PATCH", "/issues/comments/5", "pull-requests: write"),
+    ],
+)
+def test_403_on_a_write_names_the_missing_permission(rsps: responses.RequestsMock, call, method, path,  # type: ignore[no-untyped-def]
+                                                      permission) -> None:
+    rsps.add(method, f"{WIRE}/repos/{REPO}{path}", json=error_body(NOT_ACCESSIBLE), status=403)
+    with pytest.raises(github.WriteForbidden, match=f"403 \\({NOT_ACCESSIBLE}\\).*'{permission}'"):
+        call(client())
+    assert len(rsps.calls) == 1  # a permission 403 is not retried
+
+
+def test_review_request_422_is_a_warning_not_a_failure(rsps: responses.RequestsMock) -> None:
+    rsps.add(responses.POST, f"{WIRE}/repos/{REPO}/pulls/1/requested_reviewers", status=422,
+             json={"message": "Reviews may only be requested from collaborators.", "documentation_url": "x"})
+    warning = client().request_reviewers(1, ["stranger"], [])
+    assert warning is not None and "collaborators" in warning
+    assert body_of(rsps.calls[0]) == {"reviewers": ["stranger"], "team_reviewers": []}
+
+
+# --- writes ---------------------------------------------------------------------------------------------
+
+
+def test_write_bodies(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    gh.writes(1, "1" * 40, comment_id=55)
+    c = client()
+    assert c.create_comment(1, "body one") == 1001
+    c.edit_comment(55, "body two")
+    c.create_status("1" * 40, "failure", "Rejected", "gitops-flags: main", "https://github.com/run/1")
+    c.request_reviewers(1, ["alice"], ["qa"])
+    assert [(m, p) for m, p in requests_sent(rsps)] == [
+        ("POST", f"/repos/{REPO}/issues/1/comments"),
+        ("PATCH", f"/repos/{REPO}/issues/comments/55"),
+        ("POST", f"/repos/{REPO}/statuses/{'1' * 40}"),
+        ("POST", f"/repos/{REPO}/pulls/1/requested_reviewers"),
+    ]
+    assert [body_of(call) for call in rsps.calls] == [
+        {"body": "body one"},
+        {"body": "body two"},
+        {"state": "failure", "description": "Rejected", "context": "gitops-flags: main",
+         "target_url": "https://github.com/run/1"},
+        {"reviewers": ["alice"], "team_reviewers": ["qa"]},
+    ]
+
+
+# --- pure helpers ---------------------------------------------------------------------------------------
+
+
+def test_find_sticky_trusts_bots_and_members_but_not_the_author_or_strangers() -> None:
+    marker = render.MARKER + "\nx"
+    comments = [github.parse_comment(c) for c in (
+        comment(1, "plain", login="alice", kind="User", association="MEMBER"),
+        comment(2, marker, login="author", kind="User", association="MEMBER"),  # the PR author: spoofable
+        comment(3, marker, login="drive-by", kind="User", association="NONE"),
+        comment(4, marker),  # github-actions[bot]
+        comment(5, marker),
+    )]
+    assert github.find_sticky(comments, "author") == comments[3]
+    pat = [github.parse_comment(comment(9, marker, login="ops", kind="User", association="COLLABORATOR"))]
+    assert github.find_sticky(pat, "author") == pat[0]
+    assert github.find_sticky(comments[:3], "author") is None
+
+
+def test_review_requests_skip_requested_reviewed_author_and_foreign_teams() -> None:
+    info = github.parse_pull(pull(1, author="carol", requested_reviewers=["dave"], requested_teams=["qa"]))
+    reviews = [Review(1, "Erin", "COMMENTED", "x")]
+    users, teams = github.review_requests(
+        ["carol", "dave", "erin", "frank", "octo-org/qa", "octo-org/compliance", "other-org/sec", "frank"],
+        info, reviews, "octo-org")
+    assert users == ["frank"]
+    assert teams == ["compliance"]
+
+
+def test_next_link() -> None:
+    assert github.next_link({"link": '<https://api.github.com/x?page=2>; rel="next", '
+                                     '<https://api.github.com/x?page=5>; rel="last"'}) == (
+        "https://api.github.com/x?page=2")
+    assert github.next_link({"link": '<https://api.github.com/x?page=1>; rel="prev"'}) is None
+    assert github.next_link({}) is None
+
+
+def test_fork_detection() -> None:
+    assert github.parse_pull(pull(1, head_repo="someone/flags")).from_fork
+    assert not github.parse_pull(pull(1)).from_fork

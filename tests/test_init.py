@@ -1,0 +1,168 @@
+"""`gitops-flags init`: the starter files are valid and carry the seeds' workflows; nothing is overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from gitops_flags.approvals import evaluate
+from gitops_flags.changes import Change
+from gitops_flags.cli import cli
+from gitops_flags.codeowners import find_codeowners
+from gitops_flags.model import Policy
+from gitops_flags.snapshot import PullSnapshot, Review, TeamLookup
+from gitops_flags.tree import DirTree
+from gitops_flags.validate import read_policy, validate_tree
+
+WRITTEN = [
+    ".github/gitops-flags.yml",
+    ".github/CODEOWNERS",
+    "flags/example_flag.yaml",
+    ".github/workflows/gitops-flags.yml",
+    "flags/schemas/.gitkeep",
+]
+
+
+def init(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["init", *args], standalone_mode=False)
+    if result.exception:
+        raise result.exception
+    return result.return_value, result.stdout, result.stderr
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    code, out, _ = init(str(tmp_path / "repo"))
+    assert code == 0
+    assert all(f"wrote {f}" in out for f in WRITTEN)
+    return tmp_path / "repo"
+
+
+def test_writes_every_file(repo: Path) -> None:
+    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == sorted(WRITTEN)
+
+
+def test_starter_files_validate(repo: Path) -> None:
+    tree = DirTree(repo)
+    policy, problems = read_policy(tree)
+    assert policy is not None and problems == []
+    validation = validate_tree(tree, policy)
+    assert validation.problems == ()
+    assert set(validation.flags) == {"example_flag"}
+    owners = find_codeowners(tree)
+    assert owners.problems == ()
+    assert owners.owners_for("flags/example_flag.yaml") == ["@your-org/flag-owners"]
+    assert owners.owners_for(".github/gitops-flags.yml") == ["@your-org/platform-admins"]
+
+
+def test_workflow_runs_the_check_on_every_pull_request(repo: Path) -> None:
+    workflow = yaml.safe_load((repo / ".github/workflows/gitops-flags.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "paths" not in triggers["pull_request"]  # a required check must report on every PR
+    assert set(triggers["pull_request_review"]["types"]) >= {"submitted", "dismissed"}
+    steps = workflow["jobs"]["check"]["steps"]
+    assert any(s.get("with", {}).get("command") == "check" for s in steps)
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write", "statuses": "write"}
+
+
+def test_refuses_to_overwrite_and_lists_the_files(repo: Path) -> None:
+    (repo / ".github/CODEOWNERS").write_text("* @me\n")
+    code, _, err = init(str(repo))
+    assert code == 2
+    assert all(f in err for f in WRITTEN)
+    assert (repo / ".github/CODEOWNERS").read_text() == "* @me\n"
+
+
+def test_force_overwrites(repo: Path) -> None:
+    (repo / ".github/CODEOWNERS").write_text("* @me\n")
+    code, _, _ = init(str(repo), "--force")
+    assert code == 0
+    assert "@your-org/flag-owners" in (repo / ".github/CODEOWNERS").read_text()
+
+
+def test_only_existing_files_block(tmp_path: Path) -> None:
+    (tmp_path / "flags").mkdir()
+    (tmp_path / "flags/other.yaml").write_text("x")
+    assert init(str(tmp_path))[0] == 0
+
+
+# --- the starter policy carries the seeds' workflows ----------------------------------------------------
+
+TEAMS = {
+    "your-org/eng-managers": ["max"],
+    "your-org/qa": ["quentin"],
+    "your-org/schema-reviewers": ["rita", "rob"],
+    "your-org/staff-engineers": ["sam"],
+    "your-org/compliance": ["carl"],
+    "your-org/flag-owners": ["olga"],
+    "your-org/platform-admins": ["pat"],
+}
+
+
+def _states(
+    repo: Path, change: Change, *approvers: str, labels: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    tree = DirTree(repo)
+    policy: Policy | None = read_policy(tree)[0]
+    assert policy is not None
+    pull = PullSnapshot(
+        author="alice",
+        head_sha="h" * 40,
+        labels=labels,
+        reviews=tuple(Review(i, who, "APPROVED", "h" * 40) for i, who in enumerate(approvers, 1)),
+        teams={slug: TeamLookup(frozenset(members)) for slug, members in TEAMS.items()},
+    )
+    result = evaluate([change], policy, find_codeowners(tree), pull).changes[0]
+    return {s.id: s.state for s in result.steps} | {"verdict": result.verdict}
+
+
+def _flag(change_type: str, environment: str = "production") -> Change:
+    path = "flags/example_flag.yaml"
+    return Change("flag", "example_flag", path, change_type, "...", environment, files=(path,))  # type: ignore[arg-type]
+
+
+def _schema(breaking: bool) -> Change:
+    return Change("schema", "cfg", "flags/schemas/cfg.yaml", "schema_update", "...", breaking=breaking)
+
+
+def test_flag_approval_is_manager_then_qa(repo: Path) -> None:
+    expected = {"manager": "pending", "qa": "waiting", "verdict": "pending"}
+    assert _states(repo, _flag("rollout"), "quentin") == expected
+    assert _states(repo, _flag("rollout"), "max", "quentin")["verdict"] == "approved"
+
+
+def test_qa_is_skipped_for_a_kill_switch(repo: Path) -> None:
+    expected = {"manager": "satisfied", "qa": "skipped", "verdict": "approved"}
+    assert _states(repo, _flag("toggle"), "max") == expected
+
+
+def test_other_environments_need_a_code_owner(repo: Path) -> None:
+    assert _states(repo, _flag("rollout", "staging"), "olga") == {"owner": "satisfied", "verdict": "approved"}
+
+
+def test_schema_approval_two_reviewers_then_senior(repo: Path) -> None:
+    assert _states(repo, _schema(False), "rita", "sam") == {
+        "review": "pending", "senior": "waiting", "compliance": "skipped", "verdict": "pending"}
+    assert _states(repo, _schema(False), "rita", "rob", "sam")["verdict"] == "approved"
+
+
+LABELLED = frozenset({"requires-additional-review"})
+
+
+@pytest.mark.parametrize(("breaking", "labels"), [(True, frozenset()), (False, LABELLED)])
+def test_schema_approval_needs_compliance_when_breaking_or_labelled(
+    breaking: bool, labels: frozenset[str], repo: Path
+) -> None:
+    reviewers = ("rita", "rob", "sam")
+    assert _states(repo, _schema(breaking), *reviewers, labels=labels)["compliance"] == "pending"
+    assert _states(repo, _schema(breaking), *reviewers, "carl", labels=labels)["verdict"] == "approved"
+
+
+def test_governance_needs_senior_and_compliance(repo: Path) -> None:
+    change = Change("governance", ".github/CODEOWNERS", ".github/CODEOWNERS", "governance", "edited")
+    expected = {"senior": "satisfied", "compliance": "pending", "verdict": "pending"}
+    assert _states(repo, change, "sam") == expected
+    assert _states(repo, change, "sam", "carl")["verdict"] == "approved"

@@ -1,0 +1,202 @@
+"""render: the comment, status text, annotations, summary and plain text, built from hand-made results."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gitops_flags import render
+from gitops_flags.changes import Change
+from gitops_flags.problems import Problem
+from gitops_flags.result import ChangeResult, Evaluation, StepResult
+
+LINKS = render.Links("https://github.com", "octo-org/flags", "a" * 40, "https://github.com/octo-org/flags/actions/runs/7")
+
+
+def change(key: str = "new_checkout", env: str | None = "production", summary: str = "enabled false → true",
+           path: str | None = None, change_type: str = "toggle") -> Change:
+    return Change(kind="flag", key=key, path=path or f"flags/{key}.yaml", change_type=change_type,  # type: ignore[arg-type]
+                  summary=summary, environment=env)
+
+
+def pending_eval(**kw: object) -> Evaluation:
+    steps = (
+        StepResult("manager", "manager", "satisfied", approved_by=("alice",)),
+        StepResult("qa", "qa", "pending", awaited=("acme/qa", "bob")),
+        StepResult("compliance", "compliance", "waiting", reason="waits for qa"),
+    )
+    result = ChangeResult(change(**kw), "flag_approval", "pending", steps)  # type: ignore[arg-type]
+    return Evaluation("pending", (result,), message="0 of 1 change approved")
+
+
+# --- escaping -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "forbidden"),
+    [
+        ("ping @evil please", "@evil"),
+        ("<img src=x onerror=alert(1)>", "<img"),
+        ("a | b", "a | b"),
+        ("see [here](https://evil.example)", "[here]("),
+        ("![x](https://evil.example/p.png)", "!["),
+        ("fixes #12", "#12"),
+        ("`code`", "`code`"),
+        ("visit https://evil.example", "https://"),
+    ],
+)
+def test_escape_md_neutralises(text: str, forbidden: str) -> None:
+    out = render.escape_md(text)
+    assert forbidden not in out
+    assert "\n" not in out
+
+
+def test_escape_md_flattens_newlines_and_drops_control_and_bidi_characters() -> None:
+    out = render.escape_md("line one\nline two\r\n| x |\x1b[31m\u202egnp.exe")
+    assert "\n" not in out and "\r" not in out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "|" not in out.replace("&#124;", "")
+
+
+def test_code_span_falls_back_when_it_could_break_out() -> None:
+    assert render.code("flags/a.yaml") == "`flags/a.yaml`"
+    assert "`" not in render.code("a`b").replace("\\`", "")
+    assert "|" not in render.code("a|b").replace("&#124;", "")
+
+
+def test_mention_only_well_formed_names() -> None:
+    assert render.mention("alice") == "@alice"
+    assert render.mention("@acme/qa") == "@acme/qa"
+    assert render.mention("acme/qa") == "@acme/qa"
+    assert "@evil" not in render.mention("x @evil <b>")
+
+
+# --- the comment ----------------------------------------------------------------------------------------
+
+
+def test_comment_has_marker_digest_header_table_and_mentions_only_awaited() -> None:
+    body = render.comment_markdown(pending_eval(), links=LINKS)
+    assert body.startswith(render.MARKER)
+    assert render.parse_digest(body) == render.digest(pending_eval(), LINKS)
+    assert "gitops-flags: pending" in body
+    assert "| State | Step | Role | Approved by | Awaited | Note |" in body
+    # awaited users and teams are mentioned; the approver is named but not mentioned
+    assert "@acme/qa" in body and "@bob" in body
+    assert "alice" in body and "@alice" not in body
+    mentions = set(re.findall(r"(?<![\w&])@([A-Za-z0-9/_-]+)", body))
+    assert mentions == {"acme/qa", "bob"}
+
+
+def test_comment_escapes_pr_supplied_strings() -> None:
+    evil = "hi @evil <img src=x> | col\nnew line [x](http://e) ![i](http://e/i.png) `tick`"
+    ev = Evaluation("pending", (ChangeResult(change(summary=evil), "wf", "pending",
+                                             (StepResult("s", "r", "pending", reason=evil),)),),
+                    problems=(Problem("flags/a|b.yaml", 3, 1, evil),), warnings=(evil,))
+    body = render.comment_markdown(ev, links=LINKS)
+    assert "@evil" not in body
+    assert "<img" not in body
+    assert "![i]" not in body and "[x](" not in body
+    assert "`tick`" not in body
+    # no `|` or newline from the PR split a row: a step row keeps 6 cells, a problem row 3
+    step_rows = [line for line in body.splitlines() if line.startswith("| ⏳")]
+    problem_rows = [line for line in body.splitlines() if line.startswith("| ❌")]
+    assert len(step_rows) == 1 and step_rows[0].count("|") == 7
+    assert len(problem_rows) == 1 and problem_rows[0].count("|") == 4
+
+
+def test_problems_link_to_the_file_line_at_head() -> None:
+    ev = Evaluation("invalid", problems=(Problem("flags/x y.yaml", 12, 3, "bad value"),))
+    body = render.comment_markdown(ev, links=LINKS)
+    assert f"https://github.com/octo-org/flags/blob/{'a' * 40}/flags/x%20y.yaml#L12" in body
+
+
+def test_since_last_evaluation_lists_what_changed() -> None:
+    before = render.digest(pending_eval(), LINKS)
+    steps = (
+        StepResult("manager", "manager", "satisfied", approved_by=("alice",)),
+        StepResult("qa", "qa", "satisfied", approved_by=("bob",)),
+        StepResult("compliance", "compliance", "skipped"),
+    )
+    now = Evaluation("approved", (ChangeResult(change(), "flag_approval", "approved", steps),))
+    body = render.comment_markdown(now, previous=before, links=LINKS)
+    assert "Since the last evaluation" in body
+    assert "Verdict: pending → approved" in body
+    assert "step `qa`: pending → satisfied (approved by bob)" in body
+
+
+def test_unchanged_evaluation_has_an_equal_digest_and_a_new_head_does_not() -> None:
+    assert render.digest(pending_eval(), LINKS) == render.digest(pending_eval(), LINKS)
+    moved = render.Links(LINKS.server_url, LINKS.repository, "b" * 40, LINKS.run_url)
+    assert render.digest(pending_eval(), LINKS) != render.digest(pending_eval(), moved)
+
+
+def test_parse_digest_rejects_garbage() -> None:
+    assert render.parse_digest("no digest") is None
+    assert render.parse_digest("<!-- gitops-flags:digest v1.!!!! -->") is None
+    assert render.parse_digest("<!-- gitops-flags:digest v1.aGVsbG8= -->") is None  # not zlib
+
+
+def test_since_lines_survive_a_malformed_previous_digest() -> None:
+    malformed = {"v": 1, "changes": {"x": "nonsense"}, "verdict": 3}
+    lines = render.since_lines(malformed, render.digest(pending_eval()))
+    assert lines  # it reports differences instead of raising
+
+
+def many_changes(n: int) -> Evaluation:
+    results = tuple(
+        ChangeResult(change(key=f"flag_{i:04d}", summary="x" * 200), "flag_approval", "pending",
+                     (StepResult("qa", "qa", "pending", awaited=("acme/qa",), reason="r" * 200),))
+        for i in range(n)
+    )
+    return Evaluation("pending", results)
+
+
+def test_long_comment_is_truncated_under_the_limit_with_a_note_and_the_summary_has_everything() -> None:
+    ev = many_changes(600)
+    body = render.comment_markdown(ev, links=LINKS)
+    assert len(body) <= render.COMMENT_LIMIT
+    assert "This comment shows" in body and "of 600 changes" in body
+    assert LINKS.run_url in body
+    assert render.parse_digest(body) is not None
+    summary = render.job_summary(ev, LINKS)
+    assert summary.count("#### ") == 600
+
+
+# --- status, annotations, text --------------------------------------------------------------------------
+
+
+def test_status_description_is_short_and_names_the_pending_roles() -> None:
+    text = render.status_description(pending_eval())
+    assert text.startswith("Pending: 1 of 1 change await approval")
+    assert "(qa)" in text
+    long = Evaluation("invalid", problems=(Problem("flags/a.yaml", 1, 1, "x" * 500),))
+    assert len(render.status_description(long)) <= 140
+    assert render.status_state(long) == "failure"
+    assert render.status_state(Evaluation("approved")) == "success"
+    assert render.status_state(Evaluation("error")) == "error"
+
+
+def test_annotations_escape_like_the_toolkit_and_are_capped_per_severity() -> None:
+    p = Problem("flags/a,b:c.yaml", 4, 2, "50% bad\nnext", title="bad-value")
+    assert render.annotation(p) == (
+        "::error file=flags/a%2Cb%3Ac.yaml,line=4,col=2,title=gitops-flags%3A bad-value::50%25 bad%0Anext"
+    )
+    problems = [Problem("f", i, None, "e") for i in range(1, 15)] + [
+        Problem("f", i, None, "w", severity="warning") for i in range(1, 13)
+    ]
+    lines = render.annotations(problems)
+    assert sum(line.startswith("::error") for line in lines) == 10
+    assert sum(line.startswith("::warning") for line in lines) == 10
+    assert render.annotations_left_out(problems) == 6
+    assert "6 of these problems are not shown as annotations" in render.job_summary(
+        Evaluation("invalid", problems=tuple(problems)))
+
+
+def test_plan_text_is_plain_and_complete() -> None:
+    text = render.plan_text(pending_eval(summary="enabled \x1b[2J false → true"))
+    assert "PENDING" in text
+    assert "flag new_checkout @ production  [toggle]  pending" in text
+    assert "- qa (qa): pending, awaiting @acme/qa, @bob" in text
+    assert "- manager (manager): satisfied, approved by alice" in text
+    assert "\x1b" not in text

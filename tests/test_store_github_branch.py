@@ -1,0 +1,399 @@
+"""The github-branch backend against a fake GitHub Git data API served through `responses`.
+
+The fake keeps blobs, trees, commits and refs in memory and answers with GitHub's documented bodies:
+the ref from `shared/github-api/examples/git--get-ref.json` (values swapped), and the blob, tree and
+commit bodies shaped as GitHub's `blob`, `short-blob`, `git-tree` and `git-commit` responses (the
+shared schema subset has no example for those endpoints). Errors use GitHub's real messages:
+422 "Update is not a fast forward", 422 "Reference already exists", 404 "Not Found".
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from github import Auth, Github
+
+from gitops_flags.store import ConflictError, StoreCorrupt, StoreError, Update, open_store, update
+from gitops_flags.store.base import StoreSnapshot, manifest
+from gitops_flags.store.github_branch import GitHubBranchStore, git_blob_sha
+from gitops_flags.store.state import StoreState, UnitOfWork
+
+API = "https://api.github.com"
+REPO = "octocat/Hello-World"
+BASE = f"{API}/repos/{REPO}"
+BASE_RE = r"https://api\.github\.com(?::443)?/repos/octocat/Hello-World"  # PyGithub sends the :443
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "github-api" / "examples"
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+GIT_USER = {"name": "github-actions[bot]", "email": "41898282+github-actions[bot]@users.noreply.github.com",
+            "date": "2026-12-01T09:00:00Z"}
+
+
+def _sha1(value: Any) -> str:
+    return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+class FakeGitHub:
+    """Just enough of the Git data API, with a hook to simulate another run racing us."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.trees: dict[str, dict[str, str]] = {}
+        self.commits: dict[str, dict[str, Any]] = {}
+        self.refs: dict[str, str] = {}
+        self.before_update: Callable[[], object] | None = None
+        self.empty_repository = False
+        self.rsps = rsps
+        self.ref_example = json.loads((EXAMPLES / "git--get-ref.json").read_text())
+        routes = [
+            (responses.GET, r"/git/ref/heads/.+", self.get_ref),
+            (responses.PATCH, r"/git/refs/heads/.+", self.update_ref),
+            (responses.POST, r"/git/refs", self.create_ref),
+            (responses.GET, r"/git/commits/\w+", self.get_commit),
+            (responses.POST, r"/git/commits", self.create_commit),
+            (responses.GET, r"/git/trees/\w+(\?.*)?", self.get_tree),
+            (responses.POST, r"/git/trees", self.create_tree),
+            (responses.GET, r"/git/blobs/\w+", self.get_blob),
+            (responses.POST, r"/git/blobs", self.create_blob),
+        ]
+        for method, path, handler in routes:
+            rsps.add_callback(method, re.compile(f"^{BASE_RE}{path}$"), handler)
+
+    # --- bodies ------------------------------------------------------------------------------------
+
+    def ref_body(self, branch: str) -> dict[str, Any]:
+        body: dict[str, Any] = copy.deepcopy(self.ref_example)
+        sha = self.refs[branch]
+        body["ref"] = f"refs/heads/{branch}"
+        body["url"] = f"{BASE}/git/refs/heads/{branch}"
+        body["object"].update(sha=sha, url=f"{BASE}/git/commits/{sha}")
+        return body
+
+    def commit_body(self, sha: str) -> dict[str, Any]:
+        c = self.commits[sha]
+        return {
+            "sha": sha, "node_id": "C_" + sha[:8], "url": f"{BASE}/git/commits/{sha}",
+            "html_url": f"https://github.com/{REPO}/commit/{sha}", "author": GIT_USER, "committer": GIT_USER,
+            "message": c["message"], "tree": {"sha": c["tree"], "url": f"{BASE}/git/trees/{c['tree']}"},
+            "parents": [{"sha": p, "url": f"{BASE}/git/commits/{p}", "html_url": f"https://github.com/{REPO}/commit/{p}"}
+                        for p in c["parents"]],
+            "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None,
+                             "verified_at": None},
+        }
+
+    def tree_body(self, sha: str) -> dict[str, Any]:
+        entries = [
+            {"path": path, "mode": "100644", "type": "blob", "sha": blob, "size": len(self.blobs[blob]),
+             "url": f"{BASE}/git/blobs/{blob}"}
+            for path, blob in sorted(self.trees[sha].items())
+        ]
+        return {"sha": sha, "url": f"{BASE}/git/trees/{sha}", "tree": entries, "truncated": False}
+
+    # --- endpoints ---------------------------------------------------------------------------------
+
+    def get_ref(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.empty_repository:
+            return _error(409, "Git Repository is empty.")
+        branch = request.url.rsplit("/git/ref/heads/", 1)[1]
+        if branch not in self.refs:
+            return _error(404, "Not Found")
+        return 200, {}, json.dumps(self.ref_body(branch))
+
+    def update_ref(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.before_update:
+            hook, self.before_update = self.before_update, None
+            hook()
+        branch = request.url.rsplit("/git/refs/heads/", 1)[1]
+        body = json.loads(request.body)
+        if branch not in self.refs:
+            return _error(422, "Reference does not exist")
+        if not body.get("force") and self.refs[branch] not in self.ancestors(body["sha"]):
+            return _error(422, "Update is not a fast forward")
+        self.refs[branch] = body["sha"]
+        return 200, {}, json.dumps(self.ref_body(branch))
+
+    def create_ref(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.before_update:
+            hook, self.before_update = self.before_update, None
+            hook()
+        body = json.loads(request.body)
+        branch = body["ref"].removeprefix("refs/heads/")
+        if branch in self.refs:
+            return _error(422, "Reference already exists")
+        self.refs[branch] = body["sha"]
+        return 201, {}, json.dumps(self.ref_body(branch))
+
+    def get_commit(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps(self.commit_body(request.url.rsplit("/", 1)[1]))
+
+    def create_commit(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        sha = _sha1(body)
+        self.commits[sha] = body
+        return 201, {}, json.dumps(self.commit_body(sha))
+
+    def get_tree(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps(self.tree_body(request.url.split("?")[0].rsplit("/", 1)[1]))
+
+    def create_tree(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        entries = dict(self.trees[body["base_tree"]]) if "base_tree" in body else {}
+        for e in body["tree"]:
+            if e["sha"] is None:
+                entries.pop(e["path"], None)
+            else:
+                entries[e["path"]] = e["sha"]
+        sha = _sha1(entries)
+        self.trees[sha] = entries
+        return 201, {}, json.dumps(self.tree_body(sha))
+
+    def get_blob(self, request: Any) -> tuple[int, dict[str, str], str]:
+        sha = request.url.rsplit("/", 1)[1]
+        data = self.blobs[sha]
+        body = {"content": base64.encodebytes(data).decode(), "encoding": "base64", "sha": sha,
+                "url": f"{BASE}/git/blobs/{sha}", "size": len(data), "node_id": "B_" + sha[:8]}
+        return 200, {}, json.dumps(body)
+
+    def create_blob(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        assert body["encoding"] == "base64"
+        data = base64.b64decode(body["content"])
+        sha = git_blob_sha(data)
+        self.blobs[sha] = data
+        return 201, {}, json.dumps({"url": f"{BASE}/git/blobs/{sha}", "sha": sha})
+
+    # --- helpers for the tests ---------------------------------------------------------------------
+
+    def ancestors(self, sha: str) -> set[str]:
+        seen, todo = set(), [sha]
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self.commits[current]["parents"])
+        return seen
+
+    def files(self, branch: str) -> dict[str, bytes]:
+        tree = self.trees[self.commits[self.refs[branch]]["tree"]]
+        return {path: self.blobs[sha] for path, sha in tree.items()}
+
+    def push(self, branch: str, files: dict[str, bytes], message: str = "someone else") -> str:
+        """A commit made behind the store's back (another run, or a person)."""
+        for data in files.values():
+            self.blobs[git_blob_sha(data)] = data
+        tree = {path: git_blob_sha(data) for path, data in files.items()}
+        tree_sha = _sha1(tree)
+        self.trees[tree_sha] = tree
+        parents = [self.refs[branch]] if branch in self.refs else []
+        body = {"message": message, "tree": tree_sha, "parents": parents}
+        sha = _sha1(body)
+        self.commits[sha] = body
+        self.refs[branch] = sha
+        return sha
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, str], str]:
+    return status, {}, json.dumps({"message": message, "documentation_url": "https://docs.github.com/rest/git/refs"})
+
+
+@pytest.fixture
+def fake() -> Any:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeGitHub(rsps)
+
+
+def make_store() -> GitHubBranchStore:
+    gh = Github(auth=Auth.Token("test-token"), seconds_between_requests=None, seconds_between_writes=None,
+                retry=None, lazy=True)
+    return GitHubBranchStore(gh.get_repo(REPO), "flag-store")
+
+
+def doc(value: str) -> dict[str, Any]:
+    return {"flags": {"f": {"state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": value}}}
+
+
+def calls(rsps: responses.RequestsMock, start: int = 0) -> list[tuple[str, str]]:
+    return [(str(c.request.method), _path(str(c.request.url))) for c in rsps.calls[start:]]
+
+
+def _path(url: str) -> str:
+    return re.sub(f"^{BASE_RE}", "", url).split("?")[0]
+
+
+def body(rsps: responses.RequestsMock, index: int) -> Any:
+    return json.loads(rsps.calls[index].request.body or "null")
+
+
+def test_missing_branch_is_an_empty_store(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    assert store.read() == StoreSnapshot(StoreState(), {}, None)
+    assert store.read_audit() == []
+    assert calls(rsps) == [("GET", "/git/ref/heads/flag-store")] * 2
+
+
+def test_first_write_creates_the_branch_with_an_orphan_commit(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    version = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, None,
+                          audit=[{"n": 1}], message="gitops-flags: apply c1")
+    sent = calls(rsps)
+    assert sent == [
+        ("GET", "/git/ref/heads/flag-store"),
+        ("POST", "/git/blobs"), ("POST", "/git/blobs"), ("POST", "/git/blobs"), ("POST", "/git/blobs"),
+        ("POST", "/git/trees"),
+        ("POST", "/git/commits"),
+        ("POST", "/git/refs"),
+    ]
+    tree_request = body(rsps, 5)
+    assert "base_tree" not in tree_request
+    assert sorted(e["path"] for e in tree_request["tree"]) == [
+        "audit.jsonl", "production.flagd.json", "state.json", "store.sha256"]
+    commit_request = body(rsps, 6)
+    assert commit_request["parents"] == [] and commit_request["message"] == "gitops-flags: apply c1"
+    assert body(rsps, 7) == {"ref": "refs/heads/flag-store", "sha": version}
+    assert fake.refs["flag-store"] == version
+    files = fake.files("flag-store")
+    assert json.loads(files["production.flagd.json"]) == doc("a")
+    assert files["store.sha256"] == manifest({k: v for k, v in files.items() if k != "store.sha256"})
+
+
+def test_read_after_write_round_trips(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    state = StoreState(applied_commit="c1")
+    version = make_store().write(state, {"production": doc("a")}, None, audit=[{"n": 1}])
+    snap = make_store().read()
+    assert snap.version == version
+    assert snap.state.applied_commit == "c1" and snap.documents == {"production": doc("a")}
+    start = len(rsps.calls)
+    assert make_store().read_audit() == [{"n": 1}]
+    assert ("GET", "/git/ref/heads/flag-store") in calls(rsps, start)
+
+
+def test_write_sends_only_changed_blobs_on_top_of_the_head(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("a"), "staging": doc("a")}, None)
+    head_tree = fake.commits[v1]["tree"]
+    snap = store.read()
+    start = len(rsps.calls)
+    v2 = store.write(StoreState(applied_commit="c2"), {"production": doc("b")}, snap.version)
+    assert calls(rsps, start) == [
+        ("GET", "/git/ref/heads/flag-store"),
+        ("POST", "/git/blobs"), ("POST", "/git/blobs"), ("POST", "/git/blobs"),
+        ("POST", "/git/trees"),
+        ("POST", "/git/commits"),
+        ("PATCH", "/git/refs/heads/flag-store"),
+    ]
+    tree_request = body(rsps, start + 4)
+    assert tree_request["base_tree"] == head_tree
+    changes = {e["path"]: e["sha"] for e in tree_request["tree"]}
+    assert set(changes) == {"production.flagd.json", "state.json", "store.sha256", "staging.flagd.json"}
+    assert changes["staging.flagd.json"] is None  # deleted: the environment is gone
+    assert body(rsps, start + 5)["parents"] == [v1]
+    assert body(rsps, start + 6) == {"sha": v2, "force": False}
+    assert set(fake.files("flag-store")) == {"production.flagd.json", "state.json", "store.sha256"}
+
+
+def test_unchanged_write_makes_no_commit(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, None)
+    start = len(rsps.calls)
+    assert store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, v1) == v1
+    assert [m for m, _ in calls(rsps, start)] == ["GET"]
+
+
+def test_stale_version_conflicts_before_writing_anything(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {}, None)
+    store.write(StoreState(applied_commit="c2"), {}, v1)
+    start = len(rsps.calls)
+    with pytest.raises(ConflictError, match="moved"):
+        store.write(StoreState(applied_commit="c3"), {}, v1)
+    assert calls(rsps, start) == [("GET", "/git/ref/heads/flag-store")]
+    with pytest.raises(ConflictError):
+        store.write(StoreState(applied_commit="c3"), {}, None)  # expects no branch
+
+
+def test_race_lost_at_the_ref_update_then_won_on_retry(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, None, audit=[{"n": 1}])
+    other = make_store()
+    # Another run commits between our ref check and our ref update.
+    fake.before_update = lambda: other.write(
+        StoreState(applied_commit="c2"), {"production": doc("b")}, v1, audit=[{"n": 2}])
+
+    attempts: list[str | None] = []
+
+    def decide(snap: StoreSnapshot) -> Update:
+        attempts.append(snap.version)
+        unit = UnitOfWork(id=f"unit-{len(attempts)}", succeeded_at=T0)
+        return Update(snap.state.with_unit(unit), snap.documents, audit=[{"n": 3}], message="advance")
+
+    start = len(rsps.calls)
+    version = update(store, decide)
+    sent = calls(rsps, start)
+    patches = [i for i, c in enumerate(rsps.calls) if c.request.method == "PATCH" and i >= start]
+    answers: list[Any] = [rsps.calls[i].response for i in patches]
+    assert [a.status_code for a in answers] == [200, 422, 200]  # theirs, our lost race, our retry
+    assert answers[1].json()["message"] == "Update is not a fast forward"
+    assert version is not None
+    v2 = fake.commits[version]["parents"][0]
+    assert attempts == [v1, v2]  # the retry read the other run's commit and built on it
+    assert body(rsps, patches[2]) == {"sha": version, "force": False}
+    assert ("GET", f"/git/commits/{v2}") in sent
+    snap = make_store().read()
+    assert snap.state.applied_commit == "c2" and snap.documents == {"production": doc("b")}
+    assert [u.id for u in snap.state.units] == ["unit-2"]
+    assert [r["n"] for r in make_store().read_audit()] == [1, 2, 3]
+
+
+def test_branch_created_by_someone_else_first_is_a_conflict(fake: FakeGitHub) -> None:
+    store = make_store()
+    fake.before_update = lambda: fake.push("flag-store", {"README.md": b"hi\n"})  # wins the race
+    with pytest.raises(ConflictError, match="Reference already exists"):
+        store.write(StoreState(), {}, None)
+
+
+def test_branch_without_store_files_is_empty_but_has_a_version(fake: FakeGitHub) -> None:
+    sha = fake.push("flag-store", {"README.md": b"the flag store\n"})
+    store = make_store()
+    snap = store.read()
+    assert snap.version == sha and snap.state == StoreState() and snap.documents == {}
+    version = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, sha)
+    assert fake.commits[version]["parents"] == [sha]
+    assert "README.md" in fake.files("flag-store")
+
+
+def test_hand_edited_branch_is_refused(fake: FakeGitHub) -> None:
+    make_store().write(StoreState(applied_commit="c1"), {"production": doc("a")}, None)
+    files = fake.files("flag-store")
+    files["production.flagd.json"] = json.dumps(doc("b")).encode()
+    fake.push("flag-store", files, "edit on github.com")
+    with pytest.raises(StoreCorrupt, match=r"github-branch:flag-store/production\.flagd\.json was modified"):
+        make_store().read()
+
+
+def test_empty_repository_is_a_clear_error(fake: FakeGitHub) -> None:
+    fake.empty_repository = True
+    with pytest.raises(StoreError, match="no commits yet"):
+        make_store().read()
+
+
+def test_open_store_github_branch(fake: FakeGitHub) -> None:
+    gh = Github(auth=Auth.Token("t"), seconds_between_requests=None, seconds_between_writes=None, retry=None,
+                lazy=True)
+    store = open_store("github-branch:flag-store", repo=gh.get_repo(REPO))
+    assert isinstance(store, GitHubBranchStore) and store.branch == "flag-store"
