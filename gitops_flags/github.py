@@ -264,11 +264,17 @@ class GitHubClient:
                             "pull-requests: read", limit=None)
         files = parse_files(items)
         listed = len(files)
-        if pull.changed_files > listed or (listed >= FILES_LIMIT and pull.changed_files != listed):
+        if listed >= FILES_LIMIT and pull.changed_files != listed:
             raise TooManyFiles(
                 f"pull request #{pull.number} changes {pull.changed_files} files but GitHub lists only "
                 f"{listed} (its API stops at {FILES_LIMIT}); a partial list could hide a change, so it is "
                 "not evaluated. Split the pull request."
+            )
+        if pull.changed_files > listed:
+            raise TooManyFiles(
+                f"GitHub listed {listed} of the {pull.changed_files} files pull request #{pull.number} "
+                "changes (it probably changed while being read); a partial list could hide a change, so it "
+                "is not evaluated. Re-run the check."
             )
         return files
 
@@ -448,9 +454,15 @@ class Trees:
         from . import git  # the git adapter; imported here so API-only runs need no git
 
         try:
-            return git.GitTree(self.checkout, git.resolve(self.checkout, sha))
-        except GitopsFlagsError:
+            return git.GitTree(self.checkout, sha)
+        except GitopsFlagsError:  # not a clone, or the commit is not in it
             return None
 
     def read(self, sha: str, path: str) -> bytes | None:
         return self.at(sha).read(path)
+
+    def close(self) -> None:
+        for tree in self._trees.values():
+            close = getattr(tree, "close", None)
+            if close is not None:
+                close()

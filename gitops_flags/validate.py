@@ -18,10 +18,16 @@ import posixpath
 import re
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
-from jsonschema import Draft202012Validator
+from jsonschema import (
+    Draft4Validator,
+    Draft6Validator,
+    Draft7Validator,
+    Draft201909Validator,
+    Draft202012Validator,
+)
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from jsonschema.protocols import Validator
@@ -92,7 +98,8 @@ def is_schema_path(path: str, policy: Policy | None) -> bool:
 
 
 def _stem(path: str) -> str:
-    return posixpath.splitext(posixpath.basename(path))[0]
+    name = path.rpartition("/")[2]
+    return name.rpartition(".")[0] or name
 
 
 # --- reading one file -------------------------------------------------------------------------------
@@ -130,10 +137,13 @@ def _parse(tree: Tree, path: str, cls: type[M]) -> tuple[M | None, Document | No
     try:
         return cls.model_validate(doc.data), doc, problems
     except ValidationError as e:
-        # A YAML 1.1 key such as `on:` is reported by the loader already, with its fix.
-        taken = {(p.line, p.col) for p in problems if p.severity == "error"}
-        found = [p for p in model_problems(e, cls, doc) if (p.line, p.col) not in taken]
-        return None, doc, problems + found
+        # Where the loader already explained a YAML 1.1 surprise (`on:` read as true, 0755 as 493) that
+        # made the value invalid, its message with the fix becomes the error instead of "expected text".
+        found = model_problems(e, cls, doc)
+        spots = {(p.line, p.col) for p in found}
+        loader = [replace(p, severity="error") if (p.line, p.col) in spots else p for p in problems]
+        taken = {(p.line, p.col) for p in loader}
+        return None, doc, loader + [p for p in found if (p.line, p.col) not in taken]
 
 
 def read_flag(tree: Tree, path: str) -> tuple[Flag | None, list[Problem]]:
@@ -152,13 +162,13 @@ def read_schema(tree: Tree, path: str) -> tuple[SchemaDoc | None, list[Problem]]
 
 def read_policy(tree: Tree, path: str = model.POLICY_PATH) -> tuple[Policy | None, list[Problem]]:
     """Load the policy file and run its semantic checks. None when it is missing or structurally invalid."""
-    if tree.read(path) is None:
+    policy, doc, problems = _parse(tree, path, Policy)
+    if doc is None and [p.title for p in problems] == ["not-found"]:
         return None, [Problem(path, None, None, "the policy file is missing; every flag repository needs one "
                               "(`gitops-flags init` writes a starter)", "error", "policy-missing")]
-    policy, doc, problems = _parse(tree, path, Policy)
     if policy is not None:
         problems += check_policy(policy, path, doc)
-    return policy, problems
+    return policy, sorted(problems, key=_sort_key)
 
 
 # --- pydantic errors → problems ---------------------------------------------------------------------
@@ -292,9 +302,14 @@ def show(value: Any, limit: int = 60) -> str:
 
 
 def did_you_mean(word: Any, choices: Iterable[Any]) -> str | None:
+    """The closest choice, or the only one that `word` abbreviates (prod → production)."""
     names = [str(c) for c in choices]
     close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
-    return close[0] if close else None
+    if close:
+        return close[0]
+    text = str(word).lower()
+    starts = [n for n in names if text and n.lower().startswith(text)]
+    return starts[0] if len(starts) == 1 else None
 
 
 def _choices_hint(word: Any, choices: Sequence[Any], what: str) -> str:
@@ -366,8 +381,8 @@ def _message(err: ErrorDetails, where: _Resolved) -> tuple[str, str]:
     if kind == "union_tag_invalid":
         tags = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
         field = ctx.get("discriminator", "").strip("'")
-        return f"unknown {field} {show(ctx.get('tag'))}" + _choices_hint(ctx.get("tag"), tags, "known"), \
-            "invalid-value"
+        hint = _choices_hint(ctx.get("tag"), tags, "known")
+        return f"unknown {field} {show(ctx.get('tag'))}{hint}", "invalid-value"
     if kind == "union_tag_not_found":
         return f"missing required field {ctx.get('discriminator', '')}", "missing-field"
     if kind == "string_pattern_mismatch":
@@ -456,7 +471,8 @@ class _Report:
 
 _TYPE_NAMES: dict[type, str] = {bool: "a boolean", str: "text", int: "a number", float: "a number",
                                 dict: "a mapping", list: "a list", type(None): "null"}
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+# What flagd's sem_ver accepts (it pads `1.2` to 1.2.0 and strips a leading `v`).
+_SEMVER = re.compile(r"^[vV]?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]+)?$")
 _NUMERIC_OPERATORS = frozenset({"greater_than", "greater_or_equal", "less_than", "less_or_equal"})
 _TEXT_OPERATORS = frozenset({"contains", "starts_with", "ends_with"})
 _LIST_OPERATORS = frozenset({"in", "not_in"})
@@ -518,7 +534,7 @@ def schema_validator(schema: SchemaDoc) -> Validator | None:
     hit = _validator_cache.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
-    cls = validator_for(schema.json_schema, default=Draft202012Validator)
+    cls = _validator_class(schema.json_schema)
     try:
         cls.check_schema(schema.json_schema)
         validator: Validator | None = cls(schema.json_schema, registry=Registry())
@@ -642,7 +658,8 @@ def _check_when(report: _Report, when: Any, path: Path) -> None:
             elif op in _TEXT_OPERATORS and not isinstance(v, str):
                 report.add(at, f"`{op}` compares text; got {show(v)} (quote it)", "operator-value")
             elif op.startswith("semver_") and not (isinstance(v, str) and _SEMVER.match(v)):
-                report.add(at, f"`{op}` needs a version such as \"1.2.3\"; got {show(v)}", "operator-value")
+                report.add(at, f"`{op}` needs a version in quotes, such as \"1.2.3\"; got {show(v)}",
+                           "operator-value")
             else:
                 _json_problem(report, v, at)
 
@@ -666,14 +683,34 @@ def check_schema_doc(schema: SchemaDoc, path: str, doc: Document | None = None) 
     if schema.name != _stem(path):
         report.add(("name",), f"the name {schema.name!r} differs from the file name; rename the file to "
                    f"{schema.name}{posixpath.splitext(path)[1]} or set name: {_stem(path)}", "name-mismatch")
-    cls = validator_for(schema.json_schema, default=Draft202012Validator)
+    declared = schema.json_schema.get("$schema")
+    if declared is not None and str(declared).rstrip("#") not in _DRAFTS:
+        report.add(("schema", "$schema"), f"unknown JSON Schema dialect {show(declared)}; it is checked as "
+                   f"draft 2020-12 ({_DRAFT_2020_12})", "unknown-dialect", "warning")
+    cls = _validator_class(schema.json_schema)
     meta = cls(cls.META_SCHEMA)
-    for err in sorted(meta.iter_errors(schema.json_schema), key=lambda e: [str(p) for p in e.absolute_path]):
+    errors = sorted(meta.iter_errors(schema.json_schema), key=lambda e: [str(p) for p in e.absolute_path])
+    for err in errors:
         report.add(("schema", *err.absolute_path), f"not a valid JSON Schema: {_first_cause(err).message}",
                    "invalid-schema")
-    if not report.problems[-1:] or report.problems[-1].title != "invalid-schema":
+    if not errors:
         _json_problem(report, schema.json_schema, ("schema",))
     return report.problems
+
+
+_DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+_DRAFTS = {str(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id")).rstrip("#")
+           for cls in (Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator,
+                       Draft202012Validator)}
+
+
+def _validator_class(schema: Mapping[str, Any]) -> type[Validator]:
+    """The validator of the draft that `$schema` names, or draft 2020-12 (also for dialects we do not know,
+    which `validator_for` would accept with a DeprecationWarning)."""
+    declared = schema.get("$schema")
+    if declared is None or str(declared).rstrip("#") not in _DRAFTS:
+        return Draft202012Validator
+    return validator_for(schema, default=Draft202012Validator)
 
 
 def _first_cause(err: SchemaValidationError) -> SchemaValidationError:
@@ -754,7 +791,10 @@ def check_policy(policy: Policy, path: str = model.POLICY_PATH, doc: Document | 
                 elif after not in index:
                     report.add((*base, j, "after", k), f"no step {after!r} in this workflow"
                                + _choices_hint(after, list(index), "steps"), "unknown-step")
-        cycle = _find_cycle({s.id: [a for a in s.after if a in index and a != s.id] for s in workflow.steps})
+        graph: dict[str, list[str]] = {}
+        for step in workflow.steps:
+            graph.setdefault(step.id, []).extend(a for a in step.after if a in index and a != step.id)
+        cycle = _find_cycle(graph)
         if cycle:
             report.add((*base, index[cycle[0]], "after"), "steps wait for each other in a cycle: "
                        + " → ".join([*cycle, cycle[0]]), "step-cycle")

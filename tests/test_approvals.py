@@ -162,6 +162,8 @@ CASES = [
          change=flag(change_type="toggle")),
     Case("skipped whatever its predecessors", (), {"manager": "pending", "qa": "skipped"},
          change=flag(change_type="toggle")),
+    Case("a skipped step cannot be rejected", (rv("max"), rv("quentin", "CHANGES_REQUESTED")),
+         {"manager": "satisfied", "qa": "skipped"}, "approved", change=flag(change_type="toggle")),
     # --- which reviews count ---
     Case("later COMMENTED keeps the approval", (rv("max"), rv("max", "COMMENTED")), {"manager": "satisfied"}),
     Case("later PENDING keeps the approval", (rv("max"), rv("max", "PENDING")), {"manager": "satisfied"}),

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gitops_flags.approvals import evaluate
 from gitops_flags.changes import Change
 from gitops_flags.codeowners import CodeOwners, parse
-from gitops_flags.model import Policy
+from gitops_flags.model import ChangeType, Policy
 from gitops_flags.snapshot import DECISIVE_STATES, PullSnapshot, Review, TeamLookup
 
 HEAD, OLD = "h" * 40, "o" * 40
@@ -20,6 +20,7 @@ USERS = ["u1", "u2", "u3", "u4", "u5"]
 AUTHOR = "author"
 BOT = "helper[bot]"
 ENTRIES = ["u1", "@u2", "u3", "U4", "@org/t1", "@org/t2", "@org/t3"]
+CHANGE_TYPES: tuple[ChangeType, ...] = ("update", "toggle")
 STATES = ["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
 CONTENTS = {(OLD, "flags/a.yaml"): b"1", (HEAD, "flags/a.yaml"): b"1", (OLD, "flags/b.yaml"): b"1",
             (HEAD, "flags/b.yaml"): b"2"}
@@ -105,7 +106,7 @@ def review_lists(draw: st.DrawFn) -> list[Review]:
 def change_lists(draw: st.DrawFn) -> list[Change]:
     found = []
     for path in draw(st.lists(st.sampled_from(["flags/a.yaml", "flags/b.yaml"]), min_size=1, max_size=2)):
-        change_type = draw(st.sampled_from(["update", "toggle"]))
+        change_type = draw(st.sampled_from(CHANGE_TYPES))
         found.append(Change("flag", path[6:7], path, change_type, "...", "production", files=(path,)))
     return found
 

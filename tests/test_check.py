@@ -109,10 +109,11 @@ def run(repo: Path, *extra: str) -> int:
 
 
 def mock_pr(rsps: Mock, base: str, head: str, *, reviews: list[Any] | None = None,
-            comments: list[Any] | None = None, **pull_kw: Any) -> MockGitHub:
+            comments: list[Any] | None = None, files: tuple[str, ...] = ("flags/dark_mode.yaml",),
+            **pull_kw: Any) -> MockGitHub:
     gh = MockGitHub(rsps, repo=REPO)
     pull_kw.setdefault("requested_teams", ["eng-managers"])
-    gh.pull(pull(5, base_sha=base, head_sha=head, **pull_kw), files=[file_entry("flags/dark_mode.yaml")],
+    gh.pull(pull(5, base_sha=base, head_sha=head, **pull_kw), files=[file_entry(f) for f in files],
             reviews=reviews or [], comments=comments or [])
     gh.writes(5, head, comment_id=900)
     return gh
@@ -209,7 +210,7 @@ def test_an_unreadable_team_is_reported_with_the_missing_permission(rsps: Mock,
     assert run(root) == 0
     status = status_sent(rsps)
     assert status["state"] == "pending"  # never guessed as approved
-    posted = comment_posted(rsps)
+    posted = comment_posted(rsps).replace("&#8203;", "")  # notes are escaped: no mention from a note
     assert "cannot read members of @acme/eng-managers" in posted
     assert "Members: read" in posted
 
@@ -291,6 +292,27 @@ def test_fail_on_pending(rsps: Mock, repo: Any) -> None:
     assert run(root, "--fail-on-pending") == 1
 
 
+def test_fail_on_pending_from_the_action_input(rsps: Mock, repo: Any, monkeypatch: MP) -> None:
+    root, base, head = repo
+    mock_pr(rsps, base, head)
+    monkeypatch.setenv("INPUT_FAIL-ON-PENDING", "true")
+    assert run(root) == 1
+
+
+def test_a_pr_without_flag_changes_gets_a_success_status_and_no_comment(rsps: Mock, repo: Any) -> None:
+    root, base, _ = repo
+    git(root, "checkout", "-q", "-b", "docs", base)
+    (root / "README.md").write_text("docs\n")
+    git(root, "add", "README.md")
+    git(root, "commit", "-q", "-m", "docs")
+    head = git(root, "rev-parse", "HEAD")
+    mock_pr(rsps, base, head, files=("README.md",))
+    assert run(root) == 0
+    assert status_sent(rsps)["state"] == "success"
+    assert status_sent(rsps)["description"] == "Approved: No flag, schema or governance changes."
+    assert ("POST", f"/repos/{REPO}/issues/5/comments") not in requests_sent(rsps)
+
+
 def test_rejected_exits_1(rsps: Mock, repo: Any) -> None:
     root, base, head = repo
     gh = mock_pr(rsps, base, head, reviews=[review(1, "mia", "CHANGES_REQUESTED", head)])
@@ -315,11 +337,12 @@ def test_dry_run_posts_nothing_and_prints_comment_and_status(rsps: Mock, repo: A
 
 def test_too_many_files_posts_an_error_status(rsps: Mock, repo: Any) -> None:
     root, base, head = repo
-    mock_pr(rsps, base, head, changed_files=4000)
+    mock_pr(rsps, base, head, changed_files=4000, files=tuple(f"flags/f{i}.yaml" for i in range(3000)))
     assert run(root) == 1
     status = status_sent(rsps)
     assert status["state"] == "error"
-    assert "Split" in status["description"] or "3000" in status["description"]
+    assert status["description"].startswith("Error: pull request #5 changes 4000 files but GitHub lists only")
+    assert "Split the pull request" in comment_posted(rsps)
 
 
 def test_without_local_objects_files_come_from_the_contents_api_at_base_and_head(

@@ -80,6 +80,15 @@ def test_more_files_than_the_api_lists_fails_safely(rsps: responses.RequestsMock
         c.files(c.pull(1))
 
 
+def test_a_files_list_shorter_than_the_pr_fails_safely(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    gh.get("/pulls/1", pull(1, changed_files=3))
+    gh.pages("/pulls/1/files", [file_entry("flags/a.yaml")])
+    c = client()
+    with pytest.raises(github.TooManyFiles, match="listed 1 of the 3 files"):
+        c.files(c.pull(1))
+
+
 def test_team_members_paginated_and_unreadable_teams_explained(rsps: responses.RequestsMock) -> None:
     gh = MockGitHub(rsps)
     gh.team("acme", "qa", [f"user{i}" for i in range(120)])

@@ -76,10 +76,11 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     trees = Trees(client, checkout)
     try:
         files = client.files(pull)
+        evaluation = evaluate_pull(client, pull, files, reviews, trees, options.config)
     except TooManyFiles as exc:
         evaluation = Evaluation("error", message=str(exc))
-    else:
-        evaluation = evaluate_pull(client, pull, files, reviews, trees, options.config)
+    finally:
+        trees.close()
     links = render.Links(env.server_url, repository, pull.head_sha, env.run_url(repository))
     return report(client, pull, reviews, evaluation, links, env, options)
 
@@ -120,7 +121,8 @@ def evaluate_pull(client: GitHubClient, pull: PullInfo, files: list[github.FileE
         message = f"the policy {config} at the base commit {pull.base_sha[:7]} cannot be used"
         return Evaluation("invalid", problems=tuple(policy_problems), message=message)
     owners = codeowners.find_codeowners(base)
-    diff = changes.diff(base, trees.at(pull.head_sha), policy, changed=github.changed_paths(files))
+    diff = changes.diff(base, trees.at(pull.head_sha), policy, changed=github.changed_paths(files),
+                        policy_path=config)
     needed = approvals.teams_needed(policy, diff.changes, owners, labels=pull.labels)
     wanted = teams_to_read(needed, reviews, pull.author, policy.options.allow_author)
     teams = client.team_members(wanted) if wanted else {}

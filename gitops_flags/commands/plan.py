@@ -29,15 +29,16 @@ FORMATS = ("text", "json", "markdown")
 @click.command(name="plan")
 @click.option("--base", required=True, help="The base revision: its policy and CODEOWNERS judge the change.")
 @click.option("--head", default="HEAD", show_default=True, help="The revision with the change.")
-@click.option("--repo", "repo", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The git repository.")
+@click.option("--repo", "repo", default=".", show_default=True, help="The git repository.",
+              type=click.Path(file_okay=False, path_type=Path))
 @click.option("--pull", "pull_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help='PR snapshot JSON: {"author", "labels", "reviews", "teams"}; evaluates approvals offline.')
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def command(base: str, head: str, repo: Path, pull_file: Path | None, fmt: str) -> int:
     """Show what each change between --base and --head needs; with --pull, evaluate its approvals."""
     base_sha, head_sha = git.resolve(repo, base), git.resolve(repo, head)
-    evaluation = plan(repo, base_sha, head_sha, load_pull(pull_file, repo, base_sha, head_sha) if pull_file else None)
+    pull = load_pull(pull_file, repo, base_sha, head_sha) if pull_file else None
+    evaluation = plan(repo, base_sha, head_sha, pull)
     if evaluation is None:
         return 2
     click.echo(output(evaluation, fmt), nl=False)
@@ -46,17 +47,23 @@ def command(base: str, head: str, repo: Path, pull_file: Path | None, fmt: str) 
 
 def plan(repo: Path, base_sha: str, head_sha: str, pull: PullSnapshot | None) -> Evaluation | None:
     """The evaluation, or None (after explaining why on stderr) when the base policy is unusable."""
-    base_tree, head_tree = git.GitTree(repo, base_sha), git.GitTree(repo, head_sha)
+    with git.GitTree(repo, base_sha) as base_tree, git.GitTree(repo, head_sha) as head_tree:
+        return _plan(repo, base_tree, head_tree, pull)
+
+
+def _plan(
+    repo: Path, base_tree: git.GitTree, head_tree: git.GitTree, pull: PullSnapshot | None
+) -> Evaluation | None:
+    base_sha, head_sha = base_tree.sha, head_tree.sha
     policy, policy_problems = validate.read_policy(base_tree)
     if policy is None:
-        click.echo(f"error: cannot evaluate: the policy at the base commit {base_sha[:12]} is unusable", err=True)
+        click.echo(f"error: cannot evaluate: the base commit {base_sha[:12]} has no usable policy", err=True)
         for problem in policy_problems:
             click.echo(f"  {problem.location()}: {problem.severity}: {problem.message}", err=True)
         return None
     owners = codeowners.find_codeowners(base_tree)
-    changed: list[str] = []
-    for entry in git.changed_files(repo, base_sha, head_sha):
-        changed.extend(p for p in (entry.old_path, entry.path) if p and p not in changed)
+    entries = git.changed_files(repo, base_sha, head_sha)
+    changed = list(dict.fromkeys(p for e in entries for p in (e.old_path, e.path) if p))
     diff = changes.diff(base_tree, head_tree, policy, changed)
     if pull is not None:
         missing = approvals.teams_needed(policy, diff.changes, owners, pull.labels) - set(pull.teams)
@@ -98,7 +105,8 @@ def parse_pull(data: Any, source: str, base_sha: str, head_sha: str, read: Conte
     if not isinstance(author, str) or not author:
         raise GitopsFlagsError(f"--pull {source}: `author` must be the PR author's login")
     labels = _list(data, "labels", source)
-    if not all(isinstance(x, str) or (isinstance(x, Mapping) and isinstance(x.get("name"), str)) for x in labels):
+    if not all(isinstance(x, str) or (isinstance(x, Mapping) and isinstance(x.get("name"), str))
+               for x in labels):
         raise GitopsFlagsError(f"--pull {source}: `labels` must list label names (or label objects)")
     reviews = _list(data, "reviews", source)
     if not all(isinstance(r, Mapping) for r in reviews):
@@ -133,7 +141,7 @@ def git_reader(repo: Path) -> ContentReader:
 
     def read(sha: str, path: str) -> bytes | None:
         if sha not in trees:
-            trees[sha] = git.GitTree(repo, git.resolve(repo, sha))
+            trees[sha] = git.GitTree(repo, sha)
         return trees[sha].read(path)
 
     return read

@@ -1,0 +1,519 @@
+"""`gitops-flags apply`: reconcile the flag store to the head of the default branch.
+
+The shell around `reconcile`: it walks first-parent commits with git, reads trees, asks GitHub which PR
+merged each commit (through a `MergedPullSource`), writes the store with compare-and-swap, and reports
+(terminal, job summary, PR comments, webhook). The decisions are made in `reconcile`; docs/apply.md
+describes the whole.
+
+One store write per commit: the units of a merge land together (flagd never serves half a PR), and a
+github-branch store pays one commit per merge rather than one per change. A write that fails records its
+units as failed and stops; the next run resumes at them.
+
+Exit codes: 0 everything applied (or nothing to do); 1 a change was blocked or a write failed; 2 the run
+could not start (no policy, unreadable store, rewritten history, no GitHub access to verify approvals).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import actions_env, changes, git, notify, reconcile, validate
+from ..actions_env import ActionsEnv
+from ..model import POLICY_PATH, Policy
+from ..problems import GitopsFlagsError
+from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
+from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
+from ..store.state import StoreState, UnitOfWork, unit_id
+from ..tree import DictTree, Tree
+
+EMPTY: Tree = DictTree({})
+
+SourceFactory = Callable[[ActionsEnv, Path], MergedPullSource | None]
+NotifierFactory = Callable[[ActionsEnv], notify.Notifier | None]
+StoreOpener = Callable[[str, ActionsEnv], Store]
+
+
+@dataclass(frozen=True)
+class Options:
+    repo: Path = Path(".")
+    rev: str = "HEAD"
+    store: str | None = None
+    dry_run: bool = False
+    verify: bool = True
+    baseline: str | None = None
+    now: datetime | None = None
+
+
+@click.command(name="apply")
+@click.option("--store", "store_arg", metavar="URL", envvar="GITOPS_FLAGS_STORE",
+              help="file:PATH or github-branch:BRANCH (default: the policy's store).")
+@click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
+              show_default=True, help="The flag repository (a git clone with full history).")
+@click.option("--rev", default="HEAD", show_default=True, help="The default branch's head to reconcile to.")
+@click.option("--dry-run", is_flag=True, help="Print what would be applied; write and post nothing.")
+@click.option("--no-verify-approvals", is_flag=True,
+              help="Apply without re-checking PR approvals (local use; audited as unverified).")
+@click.option("--baseline", metavar="REV",
+              help="Empty store only: take the flags at REV as they are, then walk REV..head.")
+@click.option("--now", "now_arg", metavar="ISO-8601", hidden=True, help="The current time (tests, replays).")
+def command(store_arg: str | None, repo: Path, rev: str, dry_run: bool, no_verify_approvals: bool,
+            baseline: str | None, now_arg: str | None) -> int:
+    """Reconcile the flag store to the default branch's head (approved changes only)."""
+    options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, _parse_now(now_arg))
+    env = ActionsEnv.from_environ(os.environ)
+    return run(options, env, source_factory=source_factory, notifier_factory=notifier_factory,
+               store_opener=store_opener)
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO-8601 time: {text!r}", param_hint="--now") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-12-01T09:00:00Z", param_hint="--now")
+    return moment
+
+
+# --- adapters (swapped by tests) -------------------------------------------------------------------
+
+
+def default_source(env: ActionsEnv, checkout: Path) -> MergedPullSource | None:
+    """PRs from the GitHub API, when the run has a token and knows its repository."""
+    if not (env.token and env.repository):
+        return None
+    from .. import github
+
+    client = github.GitHubClient(github.connect(env.api_url, env.token), env.repository)
+    return github.MergedPulls(client, checkout)  # type: ignore[attr-defined,no-any-return]
+
+
+def default_notifier(env: ActionsEnv) -> notify.Notifier | None:
+    if not (env.token and env.repository):
+        return None
+    from .. import github
+
+    client = github.GitHubClient(github.connect(env.api_url, env.token), env.repository)
+    return _CommentNotifier(client)
+
+
+class _CommentNotifier:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def comment(self, number: int, body: str) -> None:
+        self.client.create_comment(number, body)
+
+
+def default_store_opener(url: str, env: ActionsEnv) -> Store:
+    if url.startswith("github-branch:"):
+        if not (env.token and env.repository):
+            raise StoreError(
+                f"the store {url} lives on GitHub: set GITHUB_TOKEN and GITHUB_REPOSITORY (in Actions they "
+                "are set), or pass --store file:PATH to work locally"
+            )
+        from .. import github
+
+        return open_store(url, repo=github.connect(env.api_url, env.token).get_repo(env.repository))
+    return open_store(url)
+
+
+source_factory: SourceFactory = default_source
+notifier_factory: NotifierFactory = default_notifier
+store_opener: StoreOpener = default_store_opener
+
+
+def default_store_url(policy: Policy | None, repo: Path) -> str:
+    """The policy's store; a file store's path is relative to the repository. Without a policy,
+    `file:<repo>/.flag-store`."""
+    if policy is None:
+        return f"file:{repo / '.flag-store'}"
+    if policy.store.type == "file":
+        return f"file:{repo / policy.store.path}"
+    return store_url(policy.store)
+
+
+# --- git: the first-parent walk --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One diff to apply: from `base` (None: nothing) to `commit`."""
+
+    commit: str
+    base: str | None
+    baseline: bool = False  # before the policy existed: every file compared, no approvals to check
+
+
+def _git(repo: Path, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, str]:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    if done.returncode not in ok:
+        raise GitopsFlagsError(f"git {args[0]} failed: {done.stderr.strip().removeprefix('fatal: ')}")
+    return done.returncode, done.stdout
+
+
+def is_ancestor(repo: Path, a: str, b: str) -> bool:
+    code, _ = _git(repo, "merge-base", "--is-ancestor", a, b, ok=(0, 1))
+    return code == 0
+
+
+def first_parent_chain(
+    repo: Path, base: str | None, head: str, path: str | None = None
+) -> list[tuple[str, str | None]]:
+    """(commit, first parent) after `base` up to `head` along first parents, oldest first; with `path`,
+    only the commits that change it (compared with their first parent)."""
+    args = ["rev-list", "--first-parent", "--reverse", "--parents", head]
+    if base:
+        args.append(f"^{base}")
+    if path:
+        args += ["--", path]
+    _, out = _git(repo, *args)
+    chain: list[tuple[str, str | None]] = []
+    for row in out.splitlines():
+        shas = row.split()
+        if shas:
+            chain.append((shas[0], shas[1] if len(shas) > 1 else None))
+    return chain
+
+
+def plan_walk(
+    repo: Path, applied: str | None, head: str, baseline: str | None
+) -> tuple[list[Step], list[str]]:
+    """The steps from the store's applied commit to head, and notes for the report."""
+    notes: list[str] = []
+    if baseline is not None:
+        if applied is not None:
+            raise GitopsFlagsError(f"--baseline only seeds an empty store; this one is at {applied[:12]}")
+        start = git.resolve(repo, baseline)
+        if not is_ancestor(repo, start, head):
+            raise GitopsFlagsError(f"--baseline {baseline} is not an ancestor of {head[:12]}")
+        notes.append(f"baseline: the flags at {start[:12]} are applied as they are (--baseline)")
+        return [Step(start, None, baseline=True), *_governed(repo, start, head)], notes
+    if applied is not None:
+        try:
+            applied = git.resolve(repo, applied)
+        except GitopsFlagsError:
+            raise GitopsFlagsError(
+                f"the store was last applied at {applied[:12]}, which this clone does not have: fetch "
+                "the full history (actions/checkout with fetch-depth: 0)"
+            ) from None
+        if applied == head:
+            return [], notes
+        if is_ancestor(repo, head, applied):
+            notes.append(f"the store is at {applied[:12]}, later than {head[:12]}: nothing to do")
+            return [], notes
+        if not is_ancestor(repo, applied, head):
+            raise GitopsFlagsError(
+                f"the store was last applied at {applied[:12]}, which is not in the history of {head[:12]} "
+                "(was the default branch rewritten?); see docs/apply.md, 'Rewritten history'"
+            )
+    chain = first_parent_chain(repo, applied, head)
+    if chain and chain[0][1] != applied:
+        raise GitopsFlagsError(
+            f"the store's commit {applied[:12] if applied else '(none)'} is not on the first-parent history "
+            f"of {head[:12]}; see docs/apply.md, 'Rewritten history'"
+        )
+    started = applied is not None and git.GitTree(repo, applied).read(POLICY_PATH) is not None
+    if started:
+        return _steps(chain), notes
+    # Before the policy existed nothing was approved: the flags at the commit that adopted it are the
+    # baseline, applied as they are. Commits after it are governed.
+    adoption = next(
+        (sha for sha, _ in first_parent_chain(repo, applied, head, POLICY_PATH)
+         if git.GitTree(repo, sha).read(POLICY_PATH) is not None),
+        head,
+    )
+    notes.append(f"baseline: the flags at {adoption[:12]} (the policy's adoption) are applied as they are")
+    index = next(i for i, (sha, _) in enumerate(chain) if sha == adoption)
+    return [Step(adoption, applied, baseline=True), *_steps(chain[index + 1 :])], notes
+
+
+def _governed(repo: Path, base: str, head: str) -> list[Step]:
+    return _steps(first_parent_chain(repo, base, head))
+
+
+def _steps(chain: Sequence[tuple[str, str | None]]) -> list[Step]:
+    return [Step(sha, parent) for sha, parent in chain]
+
+
+def changed_paths(repo: Path, base: str, commit: str) -> list[str]:
+    paths: dict[str, None] = {}
+    for fc in git.changed_files(repo, base, commit):
+        paths[fc.path] = None
+        if fc.old_path:
+            paths[fc.old_path] = None
+    return list(paths)
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    results: list[UnitResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
+        notifier_factory: NotifierFactory, store_opener: StoreOpener) -> int:
+    repo = options.repo.resolve()
+    head = git.resolve(repo, options.rev)
+    head_policy, _ = validate.read_policy(git.GitTree(repo, head))
+    url = options.store or default_store_url(head_policy, repo)
+    store = store_opener(url, env)
+    snapshot = store.read()
+    now = options.now or datetime.now(UTC)
+    steps, notes = plan_walk(repo, snapshot.state.applied_commit, head, options.baseline)
+    report = Report(notes=notes)
+
+    source: MergedPullSource | None = None
+    if options.verify and any(not s.baseline for s in steps):
+        source = source_factory(env, repo)
+        if source is None:
+            raise GitopsFlagsError(
+                "re-checking approvals needs GitHub: set GITHUB_TOKEN and GITHUB_REPOSITORY (Actions sets "
+                "them), or pass --no-verify-approvals for local use"
+            )
+
+    _header(options, store.where, snapshot, head, len(steps))
+    walker = _Walker(repo, store, snapshot, now, options, source, head_policy, [s.commit for s in steps])
+    for step in steps:
+        if not walker.step(step, report):
+            break
+    else:
+        walker.finish(report)
+
+    return _report(options, env, store.where, head, head_policy, report, notifier_factory)
+
+
+class _Walker:
+    """Applies the steps in order, one store write per commit, remembering what it wrote."""
+
+    def __init__(self, repo: Path, store: Store, snapshot: StoreSnapshot, now: datetime, options: Options,
+                 source: MergedPullSource | None, head_policy: Policy | None, order: list[str]) -> None:
+        self.repo, self.store, self.snapshot, self.now = repo, store, snapshot, now
+        self.options, self.source, self.head_policy = options, source, head_policy
+        start = snapshot.state.applied_commit
+        self.order = ([start] if start else []) + order
+        self.clean: str | None = None  # the last commit walked whose units are all done
+        self.distrust_policy = False  # a policy change was not approved: its on_unapproved is not trusted
+
+    def step(self, step: Step, report: Report) -> bool:
+        base_tree = git.GitTree(self.repo, step.base) if step.base else None
+        tree = git.GitTree(self.repo, step.commit)
+        try:
+            return self._step(step, base_tree or EMPTY, tree, report)
+        finally:  # each tree holds a `git cat-file` process
+            tree.close()
+            if base_tree is not None:
+                base_tree.close()
+
+    def _step(self, step: Step, base_tree: Tree, tree: git.GitTree, report: Report) -> bool:
+        parent_policy: Policy | None = None
+        if step.baseline:
+            era: reconcile.Era = "baseline"
+            policy, _ = validate.read_policy(tree)
+            changed: list[str] | None = None
+        else:
+            parent_policy, _ = validate.read_policy(base_tree)
+            era = reconcile.era_for(parent_policy is not None, governance_started=True)
+            policy = parent_policy or validate.read_policy(tree)[0]
+            assert step.base is not None
+            changed = changed_paths(self.repo, step.base, step.commit)
+        policy = policy or self.head_policy
+        if policy is None:
+            raise GitopsFlagsError(
+                f"no usable policy ({POLICY_PATH}) at {step.commit[:12]} or at the head: fix the policy "
+                "first (`gitops-flags validate`)"
+            )
+        diff = changes.diff(base_tree, tree, policy, changed=changed)
+        state = self.snapshot.state
+        todo = [c for c in diff.changes if not reconcile.done(state, unit_id(step.commit, c.ident()))]
+        if not todo:
+            self.clean = step.commit
+            return True
+
+        pull: MergedPull | None = None
+        evaluation = None
+        if self.options.verify and era == "governed":
+            assert self.source is not None
+            try:
+                pull = self.source.pull_for_commit(step.commit)
+                evaluation = self.source.evaluate(pull) if pull is not None else None
+            except (GitopsFlagsError, OSError) as exc:
+                error = f"looking up the PR of {step.commit[:12]}: {exc}"
+                return self._fail(step.commit, todo, error, report)
+        on_unapproved: reconcile.OnUnapproved = "block"
+        if parent_policy is not None and not self.distrust_policy:
+            on_unapproved = parent_policy.options.on_unapproved
+        units = reconcile.plan_units(
+            step.commit, diff, tree, era=era, verify=self.options.verify, pull=pull, evaluation=evaluation,
+            on_unapproved=on_unapproved,
+        )  # fmt: skip
+        return self._write(step.commit, units, report)
+
+    def _write(self, commit: str, units: Sequence[Unit], report: Report) -> bool:
+        holder: list[reconcile.Applied] = []
+
+        def decide(snapshot: StoreSnapshot) -> Update | None:
+            holder.clear()
+            applied = reconcile.apply_units(snapshot, units, self.now, advance_to=commit, order=self.order,
+                                            where=self.store.where)
+            if applied is None:
+                return None
+            holder.append(applied)
+            return applied.update
+
+        try:
+            if self.options.dry_run:
+                update_ = decide(self.snapshot)
+                if update_ is not None:
+                    self.snapshot = _snapshot(update_, self.snapshot.version)
+            else:
+                version = update(self.store, decide)
+                if holder:
+                    self.snapshot = _snapshot(holder[0].update, version)
+        except (GitopsFlagsError, OSError) as exc:
+            changes_ = [u.change for u in units]
+            return self._fail(commit, changes_, f"writing the store for {commit[:12]}: {exc}", report)
+        results = holder[0].results if holder else ()
+        report.results.extend(results)
+        _echo_results(results)
+        if reconcile.blocks_policy(results):
+            self.distrust_policy = True
+            report.notes.append(
+                f"a change to {POLICY_PATH} at {commit[:12]} was not approved: later commits in this run are "
+                "judged with on_unapproved: block"
+            )
+        self.clean = commit
+        return True
+
+    def _fail(self, commit: str, todo: Sequence[changes.Change], error: str, report: Report) -> bool:
+        report.failures.append(f"{error} — the next run resumes here")
+        click.echo(f"error: {error}", err=True)
+        if self.options.dry_run:
+            return False
+        failed_units = [(unit_id(commit, c.ident()), {"commit": commit, "change": c.to_dict()}) for c in todo]
+
+        def decide(snapshot: StoreSnapshot) -> Update | None:
+            state = snapshot.state
+            for uid, data in failed_units:
+                if not reconcile.done(state, uid):
+                    state = state.with_unit(UnitOfWork(id=uid, input=data, failed_at=self.now, error=error))
+            state = _advanced(state, self.clean, self.order)
+            return Update(state, snapshot.documents, (), f"gitops-flags apply {commit[:12]}: failed")
+
+        try:
+            update(self.store, decide)
+        except (GitopsFlagsError, OSError) as exc:
+            click.echo(f"error: the failure could not be recorded in the store either: {exc}", err=True)
+        return False
+
+    def finish(self, report: Report) -> None:
+        """Move applied_commit over trailing commits that had nothing to apply."""
+        if self.clean is None or self.options.dry_run:
+            return
+        target = self.clean
+
+        def decide(snapshot: StoreSnapshot) -> Update | None:
+            return reconcile.advance_only(snapshot, target, self.order)
+
+        try:
+            update(self.store, decide)
+        except (GitopsFlagsError, OSError) as exc:
+            report.failures.append(f"recording the applied commit {target[:12]}: {exc}")
+            click.echo(f"error: recording the applied commit {target[:12]}: {exc}", err=True)
+
+
+def _snapshot(wrote: Update, version: str | None) -> StoreSnapshot:
+    documents = {env: dict(doc) for env, doc in wrote.documents.items()}
+    return StoreSnapshot(wrote.state, documents, version)
+
+
+def _advanced(state: StoreState, to: str | None, order: Sequence[str]) -> StoreState:
+    if to is not None and reconcile.position(to, order) > reconcile.position(state.applied_commit, order):
+        return state.with_applied_commit(to)
+    return state
+
+
+# --- reporting -------------------------------------------------------------------------------------
+
+
+def _header(options: Options, where: str, snapshot: StoreSnapshot, head: str, steps: int) -> None:
+    start = snapshot.state.applied_commit
+    frm = start[:12] if start else "an empty store"
+    prefix = "dry run: " if options.dry_run else ""
+    plural = "s" if steps != 1 else ""
+    click.echo(f"{prefix}store {where}: from {frm} to {head[:12]} ({steps} commit{plural})")
+    if not options.verify:
+        click.echo("WARNING: approvals are NOT verified (--no-verify-approvals): changes are applied and "
+                   "audited as unverified", err=True)
+
+
+def _echo_results(results: Sequence[UnitResult]) -> None:
+    for result in results:
+        click.echo(notify.line(result), err=result.outcome != "applied")
+
+
+def _report(options: Options, env: ActionsEnv, where: str, head: str, head_policy: Policy | None,
+            report: Report, notifier_factory: NotifierFactory) -> int:
+    results = report.results
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if env.in_actions:
+        for result in results:
+            command_line = notify.workflow_command(result)
+            if command_line:
+                click.echo(command_line)
+    summary = notify.job_summary(results, store=where, head=head, verified=options.verify,
+                                 dry_run=options.dry_run, failures=report.failures, notes=report.notes)
+    actions_env.append_summary(env.summary_path, summary)
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("applied", "warned", "blocked")}
+    verb = "would be" if options.dry_run else "were"
+    click.echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
+               f"{counts['blocked']} blocked ({verb} written to {where})")
+    if not options.dry_run and (results or report.failures):
+        _notify(env, where, head, head_policy, report, notifier_factory)
+    return 1 if report.failures or counts["blocked"] else 0
+
+
+def _notify(env: ActionsEnv, where: str, head: str, head_policy: Policy | None, report: Report,
+            notifier_factory: NotifierFactory) -> None:
+    run_url = env.run_url()
+    by_pr: dict[int, tuple[MergedPull, list[UnitResult]]] = {}
+    for result in report.results:
+        if result.unit.pull is not None:
+            by_pr.setdefault(result.unit.pull.number, (result.unit.pull, []))[1].append(result)
+    notifier = notifier_factory(env) if by_pr else None
+    if by_pr and notifier is None:
+        click.echo("note: no GitHub token and repository: the merged PRs get no comment")
+    for number, (pull, results) in sorted(by_pr.items()):
+        if notifier is None:
+            break
+        try:
+            notifier.comment(number, notify.pr_comment(pull, results, store=where, run_url=run_url))
+        except GitopsFlagsError as exc:
+            click.echo(f"warning: could not comment on PR #{number}: {exc}", err=True)
+    variable = head_policy.options.webhook_env if head_policy else None
+    webhook = os.environ.get(variable) if variable else None
+    if variable and not webhook:
+        click.echo(f"note: the webhook variable {variable} (from the policy) is not set: no webhook sent")
+    if webhook:
+        payload = notify.webhook_payload(report.results, repository=env.repository, store=where, head=head,
+                                         run_url=run_url, failures=report.failures)
+        try:
+            notify.send_webhook(webhook, payload)
+        except notify.NotifyError as exc:
+            click.echo(f"warning: {exc} (variable {variable})", err=True)

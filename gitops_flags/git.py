@@ -1,0 +1,258 @@
+"""Files at a git revision, and what changed between two revisions, read from git's object store.
+
+Only plumbing that reads objects runs here (`rev-parse`, `ls-tree`, `cat-file`, `diff --name-status`,
+`merge-base`, `rev-list`): no hooks, filters, textconv or external diff, and the work tree is never read,
+so what a PR's checkout has on disk cannot differ from what its commit holds.
+
+Symlinks (mode 120000) are listed by `paths()` but never followed: `read()` of one raises a `ProblemError`
+("symbolic links are not allowed"), since a link's target could pull in a file the diff does not show.
+Submodules are not files and are not listed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import subprocess
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from .problems import GitopsFlagsError, Problem, ProblemError
+
+MAX_BLOB_BYTES = 64 * 1024 * 1024  # far above any flag file (the loader caps those at 1 MiB); bounds memory
+_SYMLINK_MODE = b"120000"
+
+Status = Literal["A", "C", "D", "M", "R", "T", "U", "X"]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    status: Status  # git's letter: Added, Copied, Deleted, Modified, Renamed, Type changed, ...
+    path: str  # the path at head (at base for a delete)
+    old_path: str | None = None  # renames and copies: the path at base
+
+
+@dataclass(frozen=True)
+class _Entry:
+    mode: bytes
+    oid: str
+
+
+def _git(repo_dir: Path, *args: str, ok: tuple[int, ...] = (0,)) -> bytes:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo_dir), *args], capture_output=True, check=False, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError as exc:
+        raise GitopsFlagsError("git is not installed (or not on PATH)") from exc
+    if done.returncode not in ok:
+        message = done.stderr.decode(errors="replace").strip().removeprefix("fatal: ")
+        raise GitopsFlagsError(f"git {args[0]} failed: {message or f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def resolve(repo_dir: Path | str, rev: str) -> str:
+    """The full sha of the commit `rev` names; GitopsFlagsError("cannot read revision ...") otherwise."""
+    repo = Path(repo_dir)
+    if not rev or rev.startswith("-"):
+        raise GitopsFlagsError(f"cannot read revision {rev!r}: not a revision name")
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+    except GitopsFlagsError as exc:
+        reason = str(exc).removeprefix("git rev-parse failed: ")
+        if reason == "exit 1":  # --quiet: the repository is fine, the name is not
+            reason = f"no such commit in {repo}"
+            if _is_shallow(repo):
+                reason += " (the clone is shallow: fetch more history, e.g. checkout with fetch-depth: 0)"
+        raise GitopsFlagsError(f"cannot read revision {rev!r}: {reason}") from None
+
+
+def _is_shallow(repo: Path) -> bool:
+    try:
+        return _git(repo, "rev-parse", "--is-shallow-repository").strip() == b"true"
+    except GitopsFlagsError:
+        return False
+
+
+def merge_base(repo_dir: Path | str, a: str, b: str) -> str:
+    """The best common ancestor of two revisions (what a PR's diff on GitHub is taken against)."""
+    repo = Path(repo_dir)
+    sha_a, sha_b = resolve(repo, a), resolve(repo, b)
+    try:
+        return _git(repo, "merge-base", sha_a, sha_b).decode().strip()
+    except GitopsFlagsError:
+        raise GitopsFlagsError(f"revisions {a!r} and {b!r} have no common ancestor") from None
+
+
+def commits_between(repo_dir: Path | str, base: str, head: str) -> list[str]:
+    """Shas reachable from head and not from base, oldest first."""
+    repo = Path(repo_dir)
+    out = _git(repo, "rev-list", "--reverse", f"{resolve(repo, base)}..{resolve(repo, head)}")
+    return out.decode().split()
+
+
+def changed_files(repo_dir: Path | str, base: str, head: str) -> list[FileChange]:
+    """Files that differ between two commits (two-dot: pass `merge_base(...)` as base for a PR's view)."""
+    repo = Path(repo_dir)
+    out = _git(
+        repo, "diff", "--name-status", "-z", "-M", "--no-ext-diff", "--no-relative",
+        resolve(repo, base), resolve(repo, head), "--",
+    )  # fmt: skip
+    return parse_name_status(out)
+
+
+def parse_name_status(out: bytes) -> list[FileChange]:
+    """Parse `git diff --name-status -z` output: `M\\0path\\0`, `R087\\0old\\0new\\0`, ..."""
+    fields = out.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    changes: list[FileChange] = []
+    i = 0
+    while i < len(fields):
+        letter = fields[i][:1].decode()
+        if letter not in ("A", "C", "D", "M", "R", "T", "U", "X"):
+            raise GitopsFlagsError(f"unexpected git diff output near {fields[i][:40]!r}")
+        status: Status = letter  # type: ignore[assignment]
+        if status in ("R", "C"):
+            old, new = _path(fields[i + 1]), _path(fields[i + 2])
+            changes.append(FileChange(status, new, old))
+            i += 3
+        else:
+            changes.append(FileChange(status, _path(fields[i + 1])))
+            i += 2
+    return changes
+
+
+def _path(raw: bytes) -> str:
+    # surrogateescape keeps a non-UTF-8 name distinct and round-trippable instead of mangling it
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+class GitTree:
+    """`tree.Tree` over one commit. Lists the tree once; reads blobs through one `git cat-file --batch`."""
+
+    def __init__(self, repo_dir: Path | str, rev: str) -> None:
+        self.repo_dir = Path(repo_dir)
+        self._sha = resolve(self.repo_dir, rev)
+        self._entries: dict[str, _Entry] | None = None
+        self._sorted: list[str] = []
+        self._batch: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], GitTree] | None = None
+
+    @property
+    def sha(self) -> str:
+        return self._sha
+
+    def paths(self, prefix: str = "") -> Iterator[str]:
+        self._index()
+        start = bisect.bisect_left(self._sorted, prefix)
+        for path in self._sorted[start:]:
+            if not path.startswith(prefix):
+                break
+            yield path
+
+    def read(self, path: str) -> bytes | None:
+        entry = self._index().get(path)
+        if entry is None:
+            return None
+        if entry.mode == _SYMLINK_MODE:
+            message = "symbolic links are not allowed here; commit the file itself"
+            raise ProblemError(Problem(path, None, None, message, title="symlink"))
+        return self._cat(path, entry.oid)
+
+    def paths_containing(self, needles: Sequence[str], prefix: str) -> set[str]:
+        """Files under `prefix` whose bytes contain any of the fixed strings: one `git grep` over the commit
+        (C speed, no blob crosses the pipe), used to find the flags that may use a changed schema."""
+        if not needles:
+            return set()
+        patterns = [arg for needle in needles for arg in ("-e", needle)]
+        out = _git(
+            self.repo_dir, "grep", "-l", "-z", "-F", "--full-name", "--no-color", *patterns,
+            self._sha, "--", f":(literal){prefix}", ok=(0, 1),  # 1: nothing found
+        )  # fmt: skip
+        lead = f"{self._sha}:".encode()
+        return {_path(hit.removeprefix(lead)) for hit in out.split(b"\0") if hit}
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+        self._batch = None
+
+    def __enter__(self) -> GitTree:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _index(self) -> dict[str, _Entry]:
+        if self._entries is None:
+            out = _git(self.repo_dir, "ls-tree", "-r", "-z", "--full-tree", self._sha)
+            entries: dict[str, _Entry] = {}
+            for record in out.split(b"\0"):
+                if not record:
+                    continue
+                meta, _, raw_path = record.partition(b"\t")
+                mode, kind, oid = meta.split(b" ")
+                if kind == b"blob":  # not submodules ("commit")
+                    entries[_path(raw_path)] = _Entry(mode, oid.decode())
+            self._entries = entries
+            self._sorted = sorted(entries)
+        return self._entries
+
+    def _cat(self, path: str, oid: str) -> bytes:
+        proc = self._batch_process()
+        stdin, stdout = _pipes(proc)
+        stdin.write(oid.encode() + b"\n")
+        stdin.flush()
+        header = stdout.readline().split()
+        if len(header) != 3 or header[1] != b"blob":
+            self.close()
+            answer = b" ".join(header).decode(errors="replace")
+            raise GitopsFlagsError(f"git cat-file could not read {path} ({oid}): {answer}")
+        size = int(header[2])
+        if size > MAX_BLOB_BYTES:
+            remaining = size + 1
+            while remaining > 0:  # drain it, so that the next answer starts at a header
+                chunk = stdout.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            too_large = f"file is too large ({size} bytes)"
+            raise ProblemError(Problem(path, None, None, too_large, title="too-large"))
+        data = stdout.read(size + 1)
+        if len(data) != size + 1:
+            self.close()
+            raise GitopsFlagsError(f"git cat-file ended while reading {path}")
+        return data[:size]
+
+    def _batch_process(self) -> subprocess.Popen[bytes]:
+        if self._batch is None or self._batch.poll() is not None:
+            try:
+                self._batch = subprocess.Popen(
+                    ["git", "-C", str(self.repo_dir), "cat-file", "--batch"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            except FileNotFoundError as exc:
+                raise GitopsFlagsError("git is not installed (or not on PATH)") from exc
+            self._finalizer = weakref.finalize(self, _stop, self._batch)
+        return self._batch
+
+
+def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc.stdin, proc.stdout
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a `cat-file --batch` process: closing its input makes it exit."""
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            stream.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,259 @@
+"""What `apply` tells people: a comment on each merged PR, a job-summary section, a webhook message.
+
+The builders are pure (results in, text or JSON out). Flag keys, summaries and reasons come from files in
+the repository, so Markdown gets them through `render`'s escaping (no mentions, links or HTML), and the
+webhook's Slack-compatible `text` gets Slack's three escapes. `send_webhook` is the only I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import requests
+
+from . import render
+from .flagd import served_percentage
+from .problems import GitopsFlagsError
+from .reconcile import MergedPull, UnitResult
+
+MARKER = "<!-- gitops-flags:apply -->"
+ICON = {"applied": "✅", "warned": "⚠️", "blocked": "⛔"}
+WEBHOOK_TIMEOUT = 10.0
+TEXT_LIMIT = 3000  # Slack truncates a message's text around 4,000 characters; keep the end readable
+
+
+class NotifyError(GitopsFlagsError):
+    """A notification could not be delivered (the store was written all the same)."""
+
+
+class Notifier(Protocol):
+    """Posts a comment on a pull request (the GitHub adapter; a fake in tests)."""
+
+    def comment(self, number: int, body: str) -> None: ...
+
+
+# --- plain text (terminal, logs) -----------------------------------------------------------------------
+
+
+def target(result: UnitResult) -> str:
+    change = result.unit.change
+    env = f"@{change.environment}" if change.environment else ""
+    return f"{change.key}{env}" if change.kind == "flag" else f"{change.kind}:{change.key}{env}"
+
+
+def line(result: UnitResult) -> str:
+    """One line for the terminal: outcome, what, change type, summary, where it came from, why."""
+    unit = result.unit
+    origin = f"PR #{unit.pull.number}" if unit.pull else "no PR"
+    parts = [
+        f"{result.outcome:<7}",
+        render.plain(target(result), 120),
+        unit.change.change_type,
+        render.plain(unit.change.summary, 160),
+        f"({origin}, {unit.commit[:7]}, {unit.judgement.approval})",
+    ]
+    if result.rollout is not None:
+        parts.append(f"[rollout {_rollout_text(result)}]")
+    if result.reason and result.outcome != "applied":
+        parts.append(f"— {render.plain(result.reason, 300)}")
+    return "  ".join(parts)
+
+
+def workflow_command(result: UnitResult) -> str | None:
+    """A GitHub Actions `::error` / `::warning` line for a change that was not applied as approved."""
+    if result.outcome == "applied":
+        return None
+    level = "error" if result.outcome == "blocked" else "warning"
+    verb = "NOT applied" if result.outcome == "blocked" else "applied WITHOUT approval"
+    text = f"{target(result)} ({result.unit.commit[:7]}) {verb}: {result.reason}"
+    return f"::{level} title=gitops-flags apply::{_escape_command(render.plain(text, 1000))}"
+
+
+def _escape_command(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+# --- Markdown: the PR comment and the job summary ------------------------------------------------------
+
+
+def _rollout_text(result: UnitResult) -> str:
+    state = result.rollout
+    if state is None:
+        return ""
+    text = f"{state.status}, {served_percentage(state)}% of {state.variant}"
+    if state.status == "scheduled" and state.start_at is not None:
+        text += f", starts {state.start_at.isoformat().replace('+00:00', 'Z')}"
+    elif state.stage_index >= 0:
+        text += f", stage {state.stage_index + 1}/{len(state.stages)}"
+    return text
+
+
+def _row(result: UnitResult) -> str:
+    change = result.unit.change
+    what = render.code(target(result), 120)
+    detail = render.escape_md(change.summary, 200)
+    if result.rollout is not None:
+        detail += f"; rollout {render.escape_md(_rollout_text(result), 120)}"
+    if result.reason and result.outcome != "applied":
+        detail += f" — {render.escape_md(result.reason, 400)}"
+    icon = ICON[result.outcome]
+    return f"| {icon} {result.outcome} | {what} | {change.change_type} | {detail} |"
+
+
+def _table(results: Sequence[UnitResult]) -> list[str]:
+    return ["| outcome | change | type | detail |", "| --- | --- | --- | --- |", *(_row(r) for r in results)]
+
+
+def _counts(results: Sequence[UnitResult]) -> str:
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("applied", "warned", "blocked")}
+    return ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "nothing"
+
+
+def pr_comment(
+    pull: MergedPull, results: Sequence[UnitResult], *, store: str, run_url: str | None = None
+) -> str:
+    """The comment on a merged PR: what reached the store and what did not, and why."""
+    commits = sorted({r.unit.commit[:12] for r in results})
+    lines = [MARKER, f"### gitops-flags apply: {_counts(results)}", ""]
+    lines.append(
+        f"Merged as {', '.join(f'`{c}`' for c in commits)}; flag store {render.code(store, 120)}."
+    )
+    if any(r.outcome == "blocked" for r in results):
+        lines += [
+            "",
+            "> [!CAUTION]",
+            "> Some changes were **not applied**: the flag files on the default branch now differ from "
+            "what is served. Open a pull request that reverts them, or one that gets them approved.",
+        ]
+    if any(r.outcome == "warned" for r in results):
+        warn = "> Some changes were applied **without approval** (`on_unapproved: warn`)."
+        lines += ["", "> [!WARNING]", warn]
+    if any(r.unit.judgement.approval == "unverified" for r in results):
+        lines += ["", "> [!WARNING]", "> Approvals were **not verified** (`--no-verify-approvals`)."]
+    lines += ["", *_table(results)]
+    approvers = _approvers(results)
+    if approvers:
+        lines += ["", f"Approved by: {approvers}"]
+    if run_url:
+        lines += ["", f"[Workflow run]({run_url})"]
+    body = "\n".join(lines) + "\n"
+    return body if len(body) <= render.COMMENT_LIMIT else _shorten(body, run_url)
+
+
+def _approvers(results: Sequence[UnitResult]) -> str:
+    steps: dict[str, list[str]] = {}
+    for r in results:
+        for step, who in r.unit.judgement.approvers.items():
+            for login in who:
+                if login not in steps.setdefault(step, []):
+                    steps[step].append(login)
+    # Logins are written without @ so that the comment does not notify them again.
+    parts = [
+        f"{render.escape_md(step, 60)}: {', '.join(render.code(w, 60) for w in who)}"
+        for step, who in steps.items()
+        if who
+    ]
+    return "; ".join(parts)
+
+
+def _shorten(body: str, run_url: str | None) -> str:
+    cut = body[: render.COMMENT_LIMIT - 300].rsplit("\n", 1)[0]
+    where = f" in the [workflow run]({run_url})" if run_url else " in the job summary"
+    return f"{cut}\n\n… the list is too long for a comment; the rest is{where}.\n"
+
+
+def job_summary(
+    results: Sequence[UnitResult],
+    *,
+    store: str,
+    head: str,
+    verified: bool,
+    dry_run: bool = False,
+    failures: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> str:
+    title = "gitops-flags apply" + (" (dry run: nothing written)" if dry_run else "")
+    lines = [f"## {title}", "", f"Flag store {render.code(store, 120)}, default branch at `{head[:12]}`: "
+             f"{_counts(results)}."]
+    if not verified:
+        lines += ["", "> [!WARNING]", "> Approvals were **not verified** (`--no-verify-approvals`)."]
+    for failure in failures:
+        lines += ["", "> [!CAUTION]", f"> {render.escape_md(failure, 1000)}"]
+    for note in notes:
+        lines += ["", f"- {render.escape_md(note, 500)}"]
+    if results:
+        lines += ["", *_table(results)]
+    return "\n".join(lines) + "\n"
+
+
+# --- the webhook ---------------------------------------------------------------------------------------
+
+
+def _slack(text: str) -> str:
+    """Slack's escapes: only &, < and > are control characters in its `text`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def webhook_payload(
+    results: Sequence[UnitResult],
+    *,
+    repository: str,
+    store: str,
+    head: str,
+    run_url: str | None = None,
+    failures: Sequence[str] = (),
+) -> dict[str, Any]:
+    """JSON for the webhook: a Slack-compatible `text`, plus the same facts as structured data."""
+    where = repository or "the flag repository"
+    lines = [f"gitops-flags apply on {where} ({head[:7]}): {_counts(results)}"]
+    for r in results:
+        origin = f"PR #{r.unit.pull.number}" if r.unit.pull else "no PR"
+        reason = f" — {r.reason}" if r.reason and r.outcome != "applied" else ""
+        lines.append(f"{ICON[r.outcome]} {r.outcome}: {target(r)} {r.unit.change.change_type} "
+                     f"({r.unit.change.summary}; {origin}){reason}")
+    lines += [f"❗ {f}" for f in failures]
+    if run_url:
+        lines.append(run_url)
+    text = _slack("\n".join(render.plain(x, 500) for x in lines))
+    if len(text) > TEXT_LIMIT:
+        text = text[: TEXT_LIMIT - 1] + "…"
+    return {
+        "text": text,
+        "gitops_flags": {
+            "event": "apply",
+            "repository": repository,
+            "store": store,
+            "head": head,
+            "run_url": run_url,
+            "failures": list(failures),
+            "changes": [_change_json(r) for r in results],
+        },
+    }
+
+
+def _change_json(result: UnitResult) -> dict[str, Any]:
+    unit = result.unit
+    return {
+        "outcome": result.outcome,
+        "kind": unit.change.kind,
+        "key": unit.change.key,
+        "environment": unit.change.environment,
+        "change_type": unit.change.change_type,
+        "summary": unit.change.summary,
+        "merge_commit": unit.commit,
+        "pr": unit.pull.number if unit.pull else None,
+        "pr_url": unit.pull.url if unit.pull else None,
+        "approval": unit.judgement.approval,
+        "reason": result.reason,
+    }
+
+
+def send_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = WEBHOOK_TIMEOUT) -> None:
+    """POST the payload as JSON. The URL is a secret: it never appears in an error message."""
+    try:
+        response = requests.post(url, json=payload, timeout=timeout)
+    except requests.RequestException as exc:
+        raise NotifyError(f"the webhook could not be reached ({type(exc).__name__})") from None
+    if response.status_code >= 300:
+        raise NotifyError(f"the webhook answered {response.status_code} {render.plain(response.text, 200)}")

@@ -1,0 +1,711 @@
+"""`gitops-flags apply` and `audit` end to end: real git repositories in tmp_path, a file store, and a fake
+`MergedPullSource` standing in for GitHub (which PR merged a commit, and how its approvals evaluate)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from gitops_flags import changes, cli, validate
+from gitops_flags.actions_env import ActionsEnv
+from gitops_flags.commands import apply as apply_cmd
+from gitops_flags.git import GitTree
+from gitops_flags.reconcile import MergedPull
+from gitops_flags.result import ChangeResult, Evaluation, StepResult, Verdict
+from gitops_flags.store import StoreError
+from gitops_flags.store.base import StoreSnapshot
+from gitops_flags.store.file import FileStore
+from gitops_flags.store.state import StoreState
+
+NOW1 = "2026-12-01T09:00:00Z"
+NOW2 = "2026-12-01T10:00:00Z"
+T1 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+POLICY = """\
+version: 1
+flags_dir: flags
+environments: [staging, production]
+roles:
+  owners: ["@alice", "@bob"]
+rules:
+  - {match: {kind: governance}, workflow: review}
+  - {match: {kind: schema}, workflow: review}
+  - {match: {kind: flag}, workflow: review}
+workflows:
+  review:
+    steps: [{id: owner, role: owners}]
+options:
+  on_unapproved: %s
+  webhook_env: FLAGS_WEBHOOK
+store: {type: file, path: .flag-store}
+"""
+
+
+def flag(key: str, *, staging: str = "enabled: true", production: str = "enabled: true") -> str:
+    return (
+        f"key: {key}\ntype: boolean\nvariants: {{\"on\": true, \"off\": false}}\ndefault_variant: \"off\"\n"
+        f"environments:\n  staging: {{{staging}}}\n  production: {{{production}}}\n"
+    )
+
+
+# --- a repository, a store, a fake GitHub --------------------------------------------------------------
+
+
+class Repo:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    def commit(self, files: Mapping[str, str | None], message: str = "change") -> str:
+        for rel, content in files.items():
+            target = self.path / rel
+            if content is None:
+                target.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+
+class FakeSource:
+    """Which PR merged each commit, and a real diff of the PR judged `verdict` by alice."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.pulls: dict[str, MergedPull] = {}
+        self.verdicts: dict[int, Verdict] = {}
+        self.heads: dict[int, str] = {}
+        self.looked_up: list[str] = []
+
+    def merged(self, sha: str, number: int, *, head: str | None = None, verdict: Verdict = "approved") -> None:
+        parent = self.repo.git("rev-parse", f"{sha}^1")
+        self.pulls[sha] = MergedPull(number, f"https://github.com/acme/flags/pull/{number}", "carol",
+                                     head or sha, parent, sha)
+        self.verdicts[number] = verdict
+
+    def pull_for_commit(self, sha: str) -> MergedPull | None:
+        self.looked_up.append(sha)
+        return self.pulls.get(sha)
+
+    def evaluate(self, pull: MergedPull) -> Evaluation:
+        assert pull.base_sha is not None
+        base, head = GitTree(self.repo.path, pull.base_sha), GitTree(self.repo.path, pull.head_sha)
+        policy, _ = validate.read_policy(base)
+        assert policy is not None
+        verdict = self.verdicts[pull.number]
+        state = "satisfied" if verdict == "approved" else "pending"
+        step = StepResult("owner", "owners", state, approved_by=("alice",) if state == "satisfied" else ())
+        results = tuple(ChangeResult(c, "review", verdict, (step,)) for c in changes.diff(base, head, policy).changes)
+        return Evaluation(verdict, results)
+
+
+class FlakyStore:
+    """A file store whose n-th writes raise, as a full disk or a network failure would."""
+
+    def __init__(self, inner: FileStore, fail: set[int]) -> None:
+        self.inner, self.fail, self.writes = inner, fail, 0
+        self.where = inner.where
+
+    def read(self) -> StoreSnapshot:
+        return self.inner.read()
+
+    def write(self, *args: Any, **kwargs: Any) -> str:
+        self.writes += 1
+        if self.writes in self.fail:
+            raise StoreError("injected failure: no space left on device")
+        return self.inner.write(*args, **kwargs)
+
+    def append_audit(self, *args: Any, **kwargs: Any) -> str:
+        return self.inner.append_audit(*args, **kwargs)
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        return self.inner.read_audit()
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.comments: list[tuple[int, str]] = []
+
+    def comment(self, number: int, body: str) -> None:
+        self.comments.append((number, body))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    (tmp_path / "repo").mkdir()
+    return Repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def source(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> FakeSource:
+    fake = FakeSource(repo)
+    monkeypatch.setattr(apply_cmd, "source_factory", lambda env, checkout: fake)
+    return fake
+
+
+@pytest.fixture
+def notifier(monkeypatch: pytest.MonkeyPatch) -> FakeNotifier:
+    fake = FakeNotifier()
+    monkeypatch.setattr(apply_cmd, "notifier_factory", lambda env: fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def _no_webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("FLAGS_WEBHOOK", raising=False)
+    yield
+
+
+def adopt(repo: Repo, on_unapproved: str = "block") -> str:
+    """The commit that adopts the policy, with one flag: the baseline."""
+    return repo.commit({".github/gitops-flags.yml": POLICY % on_unapproved, "flags/dark_mode.yaml": flag("dark_mode")},
+                       "adopt gitops-flags")
+
+
+def apply(repo: Repo, store: Path, *extra: str, now: str = NOW1) -> int:
+    return cli.main(["apply", "--repo", str(repo.path), "--store", f"file:{store}", "--now", now, *extra])
+
+
+def store_files(store: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(store.iterdir()) if not p.name.startswith(".")}
+
+
+def served(store: Path, env: str) -> dict[str, Any]:
+    flags: dict[str, Any] = FileStore(store).read().documents[env]["flags"]
+    return flags
+
+
+def state(store: Path) -> StoreState:
+    return FileStore(store).read().state
+
+
+def audit(store: Path) -> list[dict[str, Any]]:
+    return FileStore(store).read_audit()
+
+
+# --- catching up ---------------------------------------------------------------------------------------
+
+
+def test_first_apply_takes_the_adoption_commit_as_baseline(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    c0 = adopt(repo)
+    store = tmp_path / "store"
+    assert apply(repo, store) == 0
+    assert state(store).applied_commit == c0
+    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    lines = audit(store)
+    assert {(r["key"], r["environment"], r["change_type"], r["approval"]) for r in lines} == {
+        ("dark_mode", "staging", "create", "baseline"), ("dark_mode", "production", "create", "baseline"),
+        (".github/gitops-flags.yml", None, "governance", "baseline"),
+    }
+    assert source.looked_up == []  # nothing to verify before the policy existed
+
+
+def test_a_missed_run_is_caught_up_by_the_next(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    assert apply(repo, store) == 0
+    c1 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", staging="enabled: false")}, "PR 1")
+    source.merged(c1, 1)
+    c2 = repo.commit({"flags/search.yaml": flag("search")}, "PR 2")  # the run for PR 1 never happened
+    source.merged(c2, 2)
+
+    assert apply(repo, store, now=NOW2) == 0
+
+    assert source.looked_up == [c1, c2]
+    assert state(store).applied_commit == c2
+    assert served(store, "staging")["dark_mode"]["state"] == "DISABLED"
+    assert served(store, "production")["search"]["state"] == "ENABLED"
+    new = [r for r in audit(store) if r["merge_commit"] in (c1, c2)]
+    assert [(r["pr"], r["key"], r["environment"], r["outcome"]) for r in new] == [
+        (1, "dark_mode", "staging", "applied"),
+        (2, "search", "staging", "applied"),
+        (2, "search", "production", "applied"),
+    ]
+    assert all(r["approval"] == "verified" and r["approvers"] == {"owner": ["alice"]} for r in new)
+    assert new[0]["author"] == "carol" and new[0]["pr_url"].endswith("/pull/1")
+    assert new[0]["summary"] == "enabled true → false" and new[0]["before"]["enabled"] is True
+    assert [n for n, _ in notifier.comments] == [1, 2]
+    assert "search" in notifier.comments[1][1] and "✅ applied" in notifier.comments[1][1]
+    assert "3 applied, 0 applied with a warning, 0 blocked" in capsys.readouterr().out
+
+
+def test_only_first_parent_commits_are_steps(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    repo.git("checkout", "-q", "-b", "feature")
+    work = repo.commit({"flags/search.yaml": flag("search", production="enabled: false")}, "wip")
+    repo.commit({"flags/search.yaml": flag("search")}, "done")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "feature", "-m", "Merge pull request #7")
+    merge = repo.git("rev-parse", "HEAD")
+    source.merged(merge, 7, head=repo.git("rev-parse", "feature"))
+
+    assert apply(repo, store) == 0
+    assert source.looked_up == [merge]  # the feature branch's own commits are not walked
+    assert work not in {r["merge_commit"] for r in audit(store)}
+    assert served(store, "production")["search"]["state"] == "ENABLED"
+
+
+# --- failures and resuming -----------------------------------------------------------------------------
+
+
+def test_a_failed_write_is_resumed_and_nothing_is_applied_twice(
+    repo: Repo, tmp_path: Path, source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adopt(repo)
+    c1 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", staging="enabled: false")}, "PR 1")
+    c2 = repo.commit({"flags/search.yaml": flag("search")}, "PR 2")
+    c3 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false",
+                                                   staging="enabled: false")}, "PR 3")
+    for number, sha in enumerate((c1, c2, c3), start=1):
+        source.merged(sha, number)
+    store = tmp_path / "store"
+    flaky = FlakyStore(FileStore(store), fail={3})  # writes: baseline, c1, c2 (fails), the failure record
+    monkeypatch.setattr(apply_cmd, "store_opener", lambda url, env: flaky)
+
+    assert apply(repo, store) == 1
+
+    first = state(store)
+    assert first.applied_commit == c1
+    failed = [u for u in first.units if not u.succeeded]
+    assert [u.id for u in failed] == [f"{c2}/flag:search@staging", f"{c2}/flag:search@production"]
+    assert all("no space left on device" in (u.error or "") and u.failed_at == T1 for u in failed)
+    assert "search" not in served(store, "staging")
+    lines_before = audit(store)
+
+    monkeypatch.setattr(apply_cmd, "store_opener", apply_cmd.default_store_opener)
+    assert apply(repo, store, now=NOW2) == 0
+
+    final = state(store)
+    assert final.applied_commit == c3
+    assert all(u.succeeded for u in final.units)
+    lines = audit(store)
+    assert lines[: len(lines_before)] == lines_before  # the log only grew
+    ids = [r["unit"] for r in lines]
+    assert len(ids) == len(set(ids))  # no change was recorded (or applied) twice
+    assert {r["merge_commit"] for r in lines[len(lines_before):]} == {c2, c3}  # resumed at the failed one
+    c1_unit = final.unit(f"{c1}/flag:dark_mode@staging")
+    assert c1_unit is not None and c1_unit.succeeded_at == T1  # applied by the first run, not again
+    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
+    assert served(store, "staging")["search"]["state"] == "ENABLED"
+
+
+def test_a_failed_pr_lookup_records_the_units_and_stops(
+    repo: Repo, tmp_path: Path, source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1)
+
+    def down(sha: str) -> MergedPull | None:
+        raise apply_cmd.GitopsFlagsError("GitHub answered 502")
+
+    monkeypatch.setattr(source, "pull_for_commit", down)
+    assert apply(repo, store) == 1
+    assert [u.error for u in state(store).units if not u.succeeded] == [
+        f"looking up the PR of {c1[:12]}: GitHub answered 502"] * 2
+    monkeypatch.undo()
+    monkeypatch.setattr(apply_cmd, "source_factory", lambda env, checkout: source)
+    assert apply(repo, store) == 0
+    assert state(store).applied_commit == c1
+
+
+# --- approvals -----------------------------------------------------------------------------------------
+
+
+def test_a_direct_push_is_blocked_loudly_and_only_once(
+    repo: Repo, tmp_path: Path, source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    before = served(store, "production")["dark_mode"]
+    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "hotfix")
+    c2 = repo.commit({"flags/search.yaml": flag("search")}, "PR 2")
+    source.merged(c2, 2)
+    capsys.readouterr()
+
+    assert apply(repo, store) == 1
+
+    err = capsys.readouterr().err
+    assert "blocked" in err and "direct push" in err
+    assert served(store, "production")["dark_mode"] == before  # not applied
+    assert "search" in served(store, "production")  # later approved commits still apply
+    assert state(store).applied_commit == c2
+    blocked = [r for r in audit(store) if r["merge_commit"] == pushed]
+    assert [(r["outcome"], r["approval"], r["pr"]) for r in blocked] == [("blocked", "missing", None)]
+    assert "no merged pull request" in blocked[0]["reason"]
+
+    files = store_files(store)
+    assert apply(repo, store) == 0  # reported once; the next run has nothing to do
+    assert store_files(store) == files
+
+
+def test_a_change_the_pr_did_not_get_approved_is_blocked(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1, verdict="pending")
+    assert apply(repo, store) == 1
+    assert "search" not in served(store, "staging")
+    reasons = {r["reason"] for r in audit(store) if r["merge_commit"] == c1}
+    assert reasons == {"PR #1 is pending for this change"}
+
+
+def test_merged_content_other_than_the_approved_head_is_blocked(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    approved_head = repo.commit({"flags/search.yaml": flag("search")}, "what was reviewed")
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    merged = repo.commit({"flags/search.yaml": flag("search", production="enabled: false")}, "edited merge")
+    source.merged(merged, 5, head=approved_head)
+    assert apply(repo, store) == 1
+    outcomes = {(r["environment"], r["outcome"]) for r in audit(store) if r["merge_commit"] == merged}
+    assert outcomes == {("staging", "applied"), ("production", "blocked")}
+    assert "production" not in {e for e, doc in FileStore(store).read().documents.items() if "search" in doc["flags"]}
+
+
+def test_warn_mode_applies_an_unapproved_change_with_a_warning(
+    repo: Repo, tmp_path: Path, source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo, on_unapproved="warn")
+    store = tmp_path / "store"
+    apply(repo, store)
+    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "hotfix")
+    capsys.readouterr()
+
+    assert apply(repo, store) == 0
+
+    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
+    (line,) = [r for r in audit(store) if r["merge_commit"] == pushed]
+    assert (line["outcome"], line["approval"]) == ("warned", "missing")
+    assert "warned" in capsys.readouterr().err
+
+
+def test_an_unapproved_policy_edit_cannot_switch_to_warn(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    repo.commit({".github/gitops-flags.yml": POLICY % "warn"}, "direct push: relax the policy")
+    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "then push")
+    assert apply(repo, store) == 1
+    outcomes = [r["outcome"] for r in audit(store) if r["merge_commit"] == pushed]
+    assert outcomes == ["blocked"]
+    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+
+
+def test_no_verify_approvals_is_said_and_audited(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_github(env: ActionsEnv, checkout: Path) -> None:
+        raise AssertionError("no approvals are looked up")
+
+    monkeypatch.setattr(apply_cmd, "source_factory", no_github)
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store, "--no-verify-approvals")
+    pushed = repo.commit({"flags/search.yaml": flag("search")}, "local")
+    capsys.readouterr()
+
+    assert apply(repo, store, "--no-verify-approvals") == 0
+
+    assert "approvals are NOT verified" in capsys.readouterr().err
+    lines = [r for r in audit(store) if r["merge_commit"] == pushed]
+    assert {(r["outcome"], r["approval"]) for r in lines} == {("applied", "unverified")}
+
+
+def test_verifying_without_github_is_a_usage_error(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(apply_cmd, "source_factory", lambda env, checkout: None)
+    adopt(repo)
+    store = tmp_path / "store"
+    assert apply(repo, store) == 0  # the baseline needs no GitHub
+    repo.commit({"flags/search.yaml": flag("search")}, "PR")
+    assert apply(repo, store) == 2
+    assert state(store).applied_commit != repo.git("rev-parse", "HEAD")
+
+
+# --- re-runs and dry runs ------------------------------------------------------------------------------
+
+
+def test_a_rerun_changes_nothing(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1)
+    store = tmp_path / "store"
+    assert apply(repo, store) == 0
+    files = store_files(store)
+    source.looked_up.clear()
+    assert apply(repo, store, now=NOW2) == 0
+    assert store_files(store) == files  # byte-identical, no new audit line
+    assert source.looked_up == []
+
+
+def test_commits_without_flag_changes_only_move_the_applied_commit(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    lines = audit(store)
+    readme = repo.commit({"README.md": "hello"}, "docs")
+    assert apply(repo, store) == 0
+    assert state(store).applied_commit == readme
+    assert audit(store) == lines and source.looked_up == []
+
+
+def test_dry_run_writes_nothing(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    files = store_files(store)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1)
+    capsys.readouterr()
+    assert apply(repo, store, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "dry run" in out and "search@production" in out and "would be written" in out
+    assert store_files(store) == files
+    assert notifier.comments == []
+
+
+# --- what a change does to the store -------------------------------------------------------------------
+
+
+def test_a_rollout_starts_at_its_first_stage_when_applied(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    plan = 'enabled: true, rollout: {variant: "on", stages: [10, 50, 100], stage_delay: 1h}'
+    c1 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=plan)}, "PR 1")
+    source.merged(c1, 1)
+    assert apply(repo, store, now=NOW2) == 0
+
+    rollout = state(store).rollout("dark_mode", "production")
+    assert rollout is not None
+    assert (rollout.status, rollout.stage_index, rollout.percentage, rollout.pr) == ("running", 0, 10, 1)
+    assert rollout.entered_at == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    assert [h.event for h in rollout.history] == ["started"]
+    entry = served(store, "production")["dark_mode"]
+    assert entry["targeting"] == {"if": [True, {"fractional": [["on", 10], ["off", 90]]}, None]} or \
+        entry["targeting"] == {"fractional": [["on", 10], ["off", 90]]}
+    (line,) = [r for r in audit(store) if r["merge_commit"] == c1]
+    assert line["rollout"]["percentage"] == 10 and line["rollout"]["stage"] == 1
+
+
+def test_a_rollout_with_a_future_start_waits(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    plan = 'enabled: true, rollout: {variant: "on", stages: [10, 100], start_at: "2026-12-05T09:00:00Z"}'
+    c1 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=plan)}, "PR 1")
+    source.merged(c1, 1)
+    assert apply(repo, store) == 0
+    rollout = state(store).rollout("dark_mode", "production")
+    assert rollout is not None and (rollout.status, rollout.percentage) == ("scheduled", 0)
+    assert "targeting" not in served(store, "production")["dark_mode"]
+
+
+def test_the_kill_switch_disables_the_flag_and_freezes_its_rollout(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    plan = 'rollout: {variant: "on", stages: [10, 50, 100], stage_delay: 1h}'
+    c1 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=f"enabled: true, {plan}")}, "PR 1")
+    c2 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=f"enabled: false, {plan}")}, "PR 2")
+    source.merged(c1, 1)
+    source.merged(c2, 2)
+    assert apply(repo, store) == 0
+    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
+    assert served(store, "staging")["dark_mode"]["state"] == "ENABLED"  # other environments untouched
+    rollout = state(store).rollout("dark_mode", "production")
+    assert rollout is not None and rollout.status == "paused" and "kill switch" in rollout.reason
+    kill = [r for r in audit(store) if r["merge_commit"] == c2]
+    assert [(r["change_type"], r["outcome"]) for r in kill] == [("toggle", "applied")]
+
+
+def test_deleting_a_flag_removes_it_from_every_document(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    plan = 'enabled: true, rollout: {variant: "on", stages: [10, 100]}'
+    c1 = repo.commit({"flags/search.yaml": flag("search", production=plan)}, "PR 1")
+    source.merged(c1, 1)
+    store = tmp_path / "store"
+    apply(repo, store)
+    assert "search" in served(store, "production") and state(store).rollout("search", "production")
+    c2 = repo.commit({"flags/search.yaml": None}, "PR 2: retire search")
+    source.merged(c2, 2)
+    assert apply(repo, store) == 0
+    assert "search" not in served(store, "production") and "search" not in served(store, "staging")
+    assert "dark_mode" in served(store, "production")  # the others stay
+    assert state(store).rollout("search", "production") is None
+    assert {r["change_type"] for r in audit(store) if r["merge_commit"] == c2} == {"delete"}
+
+
+def test_a_blocked_change_stays_unserved_when_another_flag_changes(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "direct push")
+    c2 = repo.commit({"flags/search.yaml": flag("search")}, "PR 2")
+    source.merged(c2, 2)
+    apply(repo, store)
+    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"  # only search was recompiled
+
+
+def test_an_invalid_flag_file_is_blocked_not_retried(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    bad = flag("search").replace('default_variant: "off"', 'default_variant: "maybe"')
+    c1 = repo.commit({"flags/search.yaml": bad}, "PR 1")
+    source.merged(c1, 1)
+    assert apply(repo, store, "--no-verify-approvals") == 1
+    lines = [r for r in audit(store) if r["merge_commit"] == c1]
+    assert lines and all(r["outcome"] == "blocked" and "does not validate" in r["reason"] for r in lines)
+    assert state(store).applied_commit == c1  # decided, not failed: the next run does not retry it
+
+
+# --- reporting -----------------------------------------------------------------------------------------
+
+
+def test_job_summary_and_workflow_commands_in_actions(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    repo.commit({"flags/search.yaml": flag("search")}, "direct push")
+    capsys.readouterr()
+    assert apply(repo, store) == 1
+    text = summary.read_text()
+    assert "## gitops-flags apply" in text and "⛔ blocked" in text
+    assert "::error title=gitops-flags apply::search@staging" in capsys.readouterr().out
+
+
+@responses.activate
+def test_the_webhook_gets_a_slack_compatible_text(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = "https://hooks.example.com/services/T000/B000/secret"
+    responses.post(hook, json={"ok": True})
+    monkeypatch.setenv("FLAGS_WEBHOOK", hook)
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1)
+    assert apply(repo, store) == 0
+    body = json.loads(responses.calls[-1].request.body or b"{}")
+    assert body["text"].startswith("gitops-flags apply")
+    assert "search@production" in body["text"] and "PR #1" in body["text"]
+    assert [c["key"] for c in body["gitops_flags"]["changes"]] == ["search", "search"]
+
+
+@responses.activate
+def test_a_failing_webhook_is_a_warning_not_a_failure(
+    repo: Repo, tmp_path: Path, source: FakeSource, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hook = "https://hooks.example.com/services/T000/B000/secret"
+    responses.post(hook, status=500, body="boom")
+    monkeypatch.setenv("FLAGS_WEBHOOK", hook)
+    adopt(repo)
+    assert apply(repo, tmp_path / "store") == 0
+    err = capsys.readouterr().err
+    assert "webhook answered 500" in err and "secret" not in err
+
+
+# --- store selection and history -----------------------------------------------------------------------
+
+
+def test_the_policy_names_the_store(repo: Repo, source: FakeSource) -> None:
+    adopt(repo)
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    assert (repo.path / ".flag-store" / "production.flagd.json").exists()
+
+
+def test_a_store_from_another_history_is_refused(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    repo.git("checkout", "-q", "--orphan", "other")
+    repo.commit({".github/gitops-flags.yml": POLICY % "block"}, "unrelated root")
+    assert apply(repo, store) == 2
+
+
+def test_baseline_option_seeds_an_empty_store_from_a_chosen_commit(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "old PR, long ago")
+    c2 = repo.commit({"flags/legacy.yaml": flag("legacy")}, "PR 2")
+    source.merged(c2, 2)
+    store = tmp_path / "store"
+    assert apply(repo, store, "--baseline", c1) == 0
+    assert source.looked_up == [c2]
+    approvals = {(r["key"], r["approval"]) for r in audit(store) if r["kind"] == "flag"}
+    assert ("search", "baseline") in approvals and ("legacy", "verified") in approvals
+
+
+# --- audit ---------------------------------------------------------------------------------------------
+
+
+def test_audit_lists_and_filters(
+    repo: Repo, tmp_path: Path, source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1)
+    store = tmp_path / "store"
+    apply(repo, store)
+    capsys.readouterr()
+
+    assert cli.main(["audit", "search", "--env", "production", "--store", f"file:{store}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    assert "applied" in out[0] and "search@production" in out[0] and "PR #1 by carol" in out[0]
+    assert "owner=alice" in out[0] and c1[:7] in out[0]
+
+    assert cli.main(["audit", "--store", f"file:{store}", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert {r["key"] for r in records} == {"dark_mode", "search", ".github/gitops-flags.yml"}
+
+    assert cli.main(["audit", "--repo", str(repo.path), "--store", f"file:{store}", "--limit", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1

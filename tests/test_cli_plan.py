@@ -1,0 +1,261 @@
+"""`gitops-flags plan` over real git repositories: inputs from git objects, policy from the base, --pull,
+formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitops_flags.cli import main
+
+Cap = pytest.CaptureFixture[str]
+
+POLICY = """\
+version: 1
+environments: [staging, production]
+roles:
+  manager: ["@acme/managers"]
+  qa: [quinn]
+rules:
+  - {match: {kind: governance}, workflow: gov}
+  - {match: {kind: flag, environment: production}, workflow: prod}
+  - {match: {kind: flag}, workflow: light}
+workflows:
+  prod:
+    steps:
+      - {id: manager, role: manager}
+      - {id: qa, role: qa, after: [manager], when: {change_type: [create, update, rollout]}}
+  light:
+    steps: [{id: owner, role: codeowner}]
+  gov:
+    steps: [{id: qa, role: qa}]
+"""
+
+
+def flag(key: str, production: bool = False, description: str = "") -> str:
+    return (
+        f"key: {key}\n"
+        f"description: {description or key}\n"
+        "type: boolean\n"
+        'variants: {"on": true, "off": false}\n'
+        'default_variant: "off"\n'
+        "environments:\n"
+        "  staging: {enabled: true}\n"
+        f"  production: {{enabled: {str(production).lower()}}}\n"
+    )
+
+
+class Repo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    def commit(self, files: dict[str, str | None], message: str = "change") -> str:
+        for path, content in files.items():
+            target = self.root / path
+            if content is None:
+                target.unlink()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    r = Repo(tmp_path / "repo")
+    r.commit({
+        ".github/gitops-flags.yml": POLICY,
+        ".github/CODEOWNERS": "/flags/ @olga\n",
+        "flags/a.yaml": flag("a"),
+        "flags/b.yaml": flag("b"),
+    }, "base")
+    return r
+
+
+def plan(repo: Repo, *args: str, capsys: Cap) -> tuple[int, str, str]:
+    code = main(["plan", "--repo", str(repo.root), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def plan_json(repo: Repo, *args: str, capsys: Cap) -> tuple[int, dict[str, Any]]:
+    code, out, _ = plan(repo, *args, "--format", "json", capsys=capsys)
+    return code, json.loads(out)
+
+
+def pull_file(tmp_path: Path, reviews: list[dict[str, Any]], **extra: Any) -> str:
+    data = {"author": "alice", "labels": [], "reviews": reviews, "teams": {"acme/managers": ["max"]}, **extra}
+    path = tmp_path / "pull.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def review(login: str, commit: str, state: str = "APPROVED", review_id: int = 1) -> dict[str, Any]:
+    return {"id": review_id, "user": {"login": login, "type": "User"}, "state": state, "commit_id": commit,
+            "submitted_at": f"2026-01-01T10:00:{review_id:02d}Z"}
+
+
+def steps(data: dict[str, Any], index: int = 0) -> dict[str, str]:
+    return {s["id"]: s["state"] for s in data["changes"][index]["steps"]}
+
+
+def test_without_pull_shows_what_each_change_needs(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert code == 1
+    assert data["verdict"] == "pending"
+    [change] = data["changes"]
+    assert (change["key"], change["environment"], change["change_type"]) == ("a", "production", "toggle")
+    assert change["workflow"] == "prod"
+    assert steps(data) == {"manager": "pending", "qa": "skipped"}
+    assert change["steps"][0]["eligible"] == ["@acme/managers"]
+
+
+def test_json_contract_keys(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    _, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert set(data) >= {"verdict", "changes", "problems"}
+    assert set(data["changes"][0]) >= {"kind", "key", "environment", "change_type", "summary", "workflow",
+                                       "verdict", "steps"}
+    assert set(data["changes"][0]["steps"][0]) >= {"id", "role", "state", "approved_by", "eligible", "reason"}
+
+
+def test_pull_snapshot_approves(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    head = repo.commit({"flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review("Max", head)])
+    code, out, _ = plan(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 0
+    assert out.startswith("APPROVED")
+    _, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert data["changes"][0]["steps"][0]["approved_by"] == ["Max"]
+
+
+def test_authors_approval_does_not_count(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    head = repo.commit({"flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review("max", head)], author="max")
+    code, _ = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1
+
+
+def test_stale_approval_on_changed_content(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    first = repo.commit({"flags/a.yaml": flag("a", production=True)})
+    repo.commit({"flags/b.yaml": flag("b", production=True)})  # a.yaml untouched: the approval of a holds
+    pull = pull_file(tmp_path, [review("max", first)])
+    _, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    by_key = {c["key"]: c["steps"][0]["state"] for c in data["changes"]}
+    assert by_key == {"a": "satisfied", "b": "pending"}
+    repo.commit({"flags/a.yaml": flag("a", production=True, description="edited")})  # a.yaml moved on
+    _, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert all(c["steps"][0]["state"] == "pending" for c in data["changes"] if c["key"] == "a")
+
+
+def test_review_on_an_unknown_commit_is_stale(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review("max", "f" * 40)])
+    code, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1 and steps(data) == {"manager": "pending", "qa": "skipped"}
+
+
+def test_unlisted_team_is_reported(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    head = repo.commit({"flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review("max", head)], teams={})
+    code, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1
+    assert "not listed under `teams`" in data["changes"][0]["steps"][0]["reason"]
+
+
+def test_policy_comes_from_the_base(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    loosened = POLICY.replace("{id: manager, role: manager}", "{id: manager, role: qa}")
+    head = repo.commit({".github/gitops-flags.yml": loosened, "flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review("quinn", head)])
+    code, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1
+    by_kind = {c["kind"]: c for c in data["changes"]}
+    assert by_kind["flag"]["steps"][0]["state"] == "pending"  # the base still wants a manager
+    assert by_kind["governance"]["workflow"] == "gov"
+
+
+def test_reads_commits_not_the_working_tree(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    (repo.root / "flags/b.yaml").write_text("not: [valid")
+    (repo.root / ".github/gitops-flags.yml").unlink()
+    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert code == 1 and [c["key"] for c in data["changes"]] == ["a"] and data["problems"] == []
+
+
+def test_no_flag_changes_is_approved(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"README.md": "hello\n"})
+    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert (code, data["verdict"], data["message"]) == (0, "approved", "no flag changes")
+
+
+def test_invalid_flag_exits_1(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    broken = flag("a", production=True).replace('default_variant: "off"', "default_variant: x")
+    repo.commit({"flags/a.yaml": broken})
+    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert (code, data["verdict"]) == (1, "invalid")
+    assert any(p["file"] == "flags/a.yaml" and p["severity"] == "error" for p in data["problems"])
+
+
+def test_unreadable_revision_exits_2(repo: Repo, capsys: Cap) -> None:
+    code, _, err = plan(repo, "--base", "no-such-branch", capsys=capsys)
+    assert code == 2 and "no-such-branch" in err
+
+
+@pytest.mark.parametrize("policy", [None, "version: 1\nrules: [\n"])
+def test_unusable_base_policy_exits_2(policy: str | None, repo: Repo, capsys: Cap) -> None:
+    base = repo.commit({".github/gitops-flags.yml": policy})
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    code, out, err = plan(repo, "--base", base, capsys=capsys)
+    assert code == 2 and out == ""
+    assert "cannot evaluate" in err and ".github/gitops-flags.yml" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "cannot read it as JSON"),
+        ('{"labels": []}', "`author`"),
+        ('{"author": "a", "x": 1}', "unknown keys x"),
+        ('{"author": "a", "teams": {"o/t": "bob"}}', "`teams`"),
+    ],
+)
+def test_bad_pull_file_exits_2(content: str, message: str, repo: Repo, tmp_path: Path,
+                               capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    path = tmp_path / "pull.json"
+    path.write_text(content)
+    code, _, err = plan(repo, "--base", base, "--pull", str(path), capsys=capsys)
+    assert code == 2 and message in err
+
+
+def test_markdown_and_text_formats(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    code, text, _ = plan(repo, "--base", base, "--format", "text", capsys=capsys)
+    assert code == 1 and text.startswith("PENDING") and "manager" in text
+    code, markdown, _ = plan(repo, "--base", base, "--format", "markdown", capsys=capsys)
+    assert code == 1 and "manager" in markdown and "|" in markdown
