@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,9 +22,13 @@ from urllib.parse import quote
 import requests
 from github import Auth, Github, GithubException, GithubRetry
 
+from . import approvals, changes, codeowners, validate
+from .model import POLICY_PATH
 from .problems import GitopsFlagsError
+from .reconcile import MergedPull
 from .render import MARKER
-from .snapshot import Review, TeamLookup
+from .result import Evaluation
+from .snapshot import DECISIVE_STATES, PullSnapshot, Review, TeamLookup
 from .tree import Tree
 
 PER_PAGE = 100
@@ -326,6 +330,12 @@ class GitHubClient:
             return []
         return [(str(e.get("path")), str(e.get("type"))) for e in data]
 
+    def commit_pulls(self, sha: str) -> list[dict[str, Any]]:
+        """GET /repos/{repo}/commits/{sha}/pulls (first page: a commit belongs to few PRs)."""
+        _, data = self._call("GET", f"{self._repo}/commits/{sha}/pulls", f"find the PR of commit {sha[:12]}",
+                             "pull-requests: read", params={"per_page": PER_PAGE})
+        return list(data) if isinstance(data, list) else []
+
     def comments(self, number: int) -> list[Comment]:
         """GET /repos/{repo}/issues/{n}/comments, every page."""
         items = self._pages(f"{self._repo}/issues/{number}/comments", f"list the comments of #{number}",
@@ -466,3 +476,89 @@ class Trees:
             close = getattr(tree, "close", None)
             if close is not None:
                 close()
+
+
+# --- the evaluation pipeline (shared by `check` and `apply`) ---------------------------------------------
+
+
+def teams_to_read(
+    needed: Iterable[str], reviews: Iterable[Review], author: str, allow_author: bool
+) -> set[str]:
+    """The needed teams whose members can matter: only a decisive review's author is ever checked against a
+    team, so with no such review no lookup can change the outcome (and none is sent)."""
+    voters = {r.user.lower() for r in reviews if r.user and r.state in DECISIVE_STATES}
+    if not allow_author:
+        voters.discard(author.lower())
+    return set(needed) if voters else set()
+
+
+def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntry], reviews: Sequence[Review],
+                  trees: Trees, config: str = POLICY_PATH) -> Evaluation:
+    """Policy and CODEOWNERS at the base commit, flag files at base and head, the teams the policy needs →
+    the PR's Evaluation. The policy and CODEOWNERS are never read at the head."""
+    base = trees.at(pull.base_sha)
+    policy, policy_problems = validate.read_policy(base, config)
+    if policy is None:
+        message = f"the policy {config} at the base commit {pull.base_sha[:7]} cannot be used"
+        return Evaluation("invalid", problems=tuple(policy_problems), message=message)
+    owners = codeowners.find_codeowners(base)
+    head = trees.at(pull.head_sha)
+    diff = changes.diff(base, head, policy, changed=changed_paths(files), policy_path=config)
+    needed = approvals.teams_needed(policy, diff.changes, owners, labels=pull.labels)
+    wanted = teams_to_read(needed, reviews, pull.author, policy.options.allow_author)
+    teams = client.team_members(wanted) if wanted else {}
+    for team in needed:
+        teams.setdefault(team.lower(), TeamLookup(frozenset()))  # nobody's membership is in question
+    snapshot = PullSnapshot(
+        author=pull.author,
+        head_sha=pull.head_sha,
+        base_sha=pull.base_sha,
+        number=pull.number,
+        labels=pull.labels,
+        reviews=tuple(reviews),
+        teams=teams,
+        read=trees.read,
+        url=pull.html_url,
+    )
+    problems = [*policy_problems, *diff.problems]
+    return approvals.evaluate(diff.changes, policy, owners, snapshot, problems=problems)
+
+
+def merged_pull_of(items: Sequence[Mapping[str, Any]], sha: str) -> Mapping[str, Any] | None:
+    """Of the PRs GitHub associates with a commit, the merged one that brought it in: the PR whose merge
+    commit it is, else the first merged PR (a rebase merge's earlier commits); None for a direct push."""
+    merged = [i for i in items if i.get("merged_at")]
+    return next((i for i in merged if i.get("merge_commit_sha") == sha), merged[0] if merged else None)
+
+
+class MergedPulls:
+    """`reconcile.MergedPullSource` over the API: which merged PR brought a commit in, and its Evaluation
+    at its merged head (the `check` pipeline)."""
+
+    def __init__(self, client: GitHubClient, checkout: Path | None, config: str = POLICY_PATH) -> None:
+        self.client = client
+        self.checkout = checkout
+        self.config = config
+        self._pulls: dict[int, PullInfo] = {}
+
+    def pull_for_commit(self, sha: str) -> MergedPull | None:
+        found = merged_pull_of(self.client.commit_pulls(sha), sha)
+        if found is None:
+            return None
+        info = parse_pull(found)
+        self._pulls[info.number] = info
+        merge = found.get("merge_commit_sha")
+        return MergedPull(info.number, info.html_url, info.author, info.head_sha, info.base_sha or None,
+                          str(merge) if merge else None)
+
+    def evaluate(self, pull: MergedPull) -> Evaluation:
+        info = self._pulls.get(pull.number) or self.client.pull(pull.number)
+        info = replace(info, head_sha=pull.head_sha, base_sha=pull.base_sha or info.base_sha)
+        trees = Trees(self.client, self.checkout)
+        try:
+            reviews = self.client.reviews(pull.number)
+            return evaluate_pull(self.client, info, self.client.files(info), reviews, trees, self.config)
+        except TooManyFiles as exc:
+            return Evaluation("error", message=str(exc))
+        finally:
+            trees.close()

@@ -460,14 +460,3 @@ def test_output_text_uses_a_heredoc_for_multiline_values() -> None:
     assert text == "verdict=pending\nchanges<<EOF_X\n[1,\n2]\nEOF_X\n"
     with pytest.raises(ValueError):
         actions_env.output_text({"x": "a\nEOF_X"}, delimiter="EOF_X")
-
-
-def test_teams_are_only_read_once_someone_reviewed() -> None:
-    from gitops_flags.snapshot import Review
-
-    needed = {"acme/qa"}
-    assert check.teams_to_read(needed, [], "carol", False) == set()
-    assert check.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", False) == set()
-    assert check.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", True) == needed
-    assert check.teams_to_read(needed, [Review(1, "dan", "COMMENTED", "x")], "carol", False) == set()
-    assert check.teams_to_read(needed, [Review(1, "dan", "CHANGES_REQUESTED", "x")], "carol", False) == needed

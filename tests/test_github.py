@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import responses
 from github import GithubRetry
@@ -25,6 +28,7 @@ from github_fixtures import (
 from responses.registries import OrderedRegistry
 
 from gitops_flags import github, render
+from gitops_flags.reconcile import MergedPull
 from gitops_flags.snapshot import Review
 
 
@@ -294,3 +298,69 @@ def test_next_link() -> None:
 def test_fork_detection() -> None:
     assert github.parse_pull(pull(1, head_repo="someone/flags")).from_fork
     assert not github.parse_pull(pull(1)).from_fork
+
+
+def test_teams_are_only_read_once_someone_reviewed() -> None:
+    needed = {"acme/qa"}
+    assert github.teams_to_read(needed, [], "carol", False) == set()
+    assert github.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", False) == set()
+    assert github.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", True) == needed
+    assert github.teams_to_read(needed, [Review(1, "dan", "COMMENTED", "x")], "carol", False) == set()
+    requested = [Review(1, "dan", "CHANGES_REQUESTED", "x")]
+    assert github.teams_to_read(needed, requested, "carol", False) == needed
+
+
+# --- merged pulls (the `apply` port) --------------------------------------------------------------------
+
+
+def test_merged_pull_of_prefers_the_pr_whose_merge_commit_it_is() -> None:
+    open_pr = example("repos--list-pull-requests-associated-with-commit", number=1, merged_at=None)
+    listed = "repos--list-pull-requests-associated-with-commit"
+    other = example(listed, number=2, merged_at="2026-11-01T00:00:00Z", merge_commit_sha="b" * 40)
+    mine = example(listed, number=3, merged_at="2026-11-02T00:00:00Z", merge_commit_sha="a" * 40)
+    assert github.merged_pull_of([open_pr, other, mine], "a" * 40) == mine
+    assert github.merged_pull_of([open_pr, other], "a" * 40) == other  # an earlier commit of a rebase merge
+    assert github.merged_pull_of([open_pr], "a" * 40) is None  # a direct push
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def test_merged_pulls_finds_and_evaluates_a_merged_pr(rsps: responses.RequestsMock, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / ".github").mkdir(parents=True)
+    (root / ".github" / "gitops-flags.yml").write_text(
+        "version: 1\nenvironments: [production]\nroles: {boss: [ann]}\n"
+        "rules: [{match: {kind: flag}, workflow: w}]\nworkflows: {w: {steps: [{id: ok, role: boss}]}}\n")
+    (root / "flags").mkdir()
+    flag = ('key: f\ntype: boolean\nvariants: {"on": true, "off": false}\ndefault_variant: "on"\n'
+            "environments: {production: {enabled: %s}}\n")
+    (root / "flags" / "f.yaml").write_text(flag % "true")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    base = git(root, "rev-parse", "HEAD")
+    (root / "flags" / "f.yaml").write_text(flag % "false")
+    git(root, "commit", "-q", "-am", "head")
+    head = git(root, "rev-parse", "HEAD")
+    merge = "d" * 40
+    merged = example("repos--list-pull-requests-associated-with-commit", number=9, merge_commit_sha=merge,
+                     merged_at="2026-11-02T00:00:00Z", user={"login": "carol"},
+                     head={"sha": head}, base={"sha": base, "ref": "main"})
+    gh = MockGitHub(rsps)
+    gh.get(f"/commits/{merge}/pulls", [merged], query={"per_page": "100"})
+    gh.pages("/pulls/9/reviews", [review(1, "ann", "APPROVED", head)])
+    gh.pages("/pulls/9/files", [file_entry("flags/f.yaml")])
+    source = github.MergedPulls(client(), root)
+    found = source.pull_for_commit(merge)
+    assert found == MergedPull(9, merged["html_url"], "carol", head, base, merge)
+    evaluation = source.evaluate(found)
+    assert evaluation.verdict == "approved"
+    assert evaluation.changes[0].steps[0].approved_by == ("ann",)
+    assert requests_sent(rsps) == [
+        ("GET", f"/repos/{REPO}/commits/{merge}/pulls"),
+        ("GET", f"/repos/{REPO}/pulls/9/reviews"),
+        ("GET", f"/repos/{REPO}/pulls/9/files"),
+    ]

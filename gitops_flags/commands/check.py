@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from .. import actions_env, approvals, changes, codeowners, github, model, render, validate
+from .. import actions_env, github, model, render
 from ..actions_env import ActionsEnv, PullTarget, Skip
 from ..github import GitHubClient, GitHubError, PullInfo, TooManyFiles, Trees, WriteForbidden
 from ..problems import GitopsFlagsError
 from ..result import Evaluation
-from ..snapshot import DECISIVE_STATES, PullSnapshot, Review, TeamLookup
+from ..snapshot import Review
 
 ClientFactory = Callable[[str, str | None, str], GitHubClient]  # (api url, token, owner/name)
 
@@ -76,7 +76,7 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     trees = Trees(client, checkout)
     try:
         files = client.files(pull)
-        evaluation = evaluate_pull(client, pull, files, reviews, trees, options.config)
+        evaluation = github.evaluate_pull(client, pull, files, reviews, trees, options.config)
     except TooManyFiles as exc:
         evaluation = Evaluation("error", message=str(exc))
     finally:
@@ -100,47 +100,6 @@ def _target(options: Options, env: ActionsEnv) -> tuple[str, int] | Skip:
             raise GitopsFlagsError("GITHUB_REPOSITORY is not set; pass --repo OWNER/NAME")
         return repository, target.number
     return target
-
-
-def teams_to_read(
-    needed: Iterable[str], reviews: Iterable[Review], author: str, allow_author: bool
-) -> set[str]:
-    """The needed teams whose members can matter: only a decisive review's author is ever checked against a
-    team, so with no such review no lookup can change the outcome (and none is sent)."""
-    voters = {r.user.lower() for r in reviews if r.user and r.state in DECISIVE_STATES}
-    if not allow_author:
-        voters.discard(author.lower())
-    return set(needed) if voters else set()
-
-
-def evaluate_pull(client: GitHubClient, pull: PullInfo, files: list[github.FileEntry], reviews: list[Review],
-                  trees: Trees, config: str) -> Evaluation:
-    base = trees.at(pull.base_sha)
-    policy, policy_problems = validate.read_policy(base, config)
-    if policy is None:
-        message = f"the policy {config} at the base commit {pull.base_sha[:7]} cannot be used"
-        return Evaluation("invalid", problems=tuple(policy_problems), message=message)
-    owners = codeowners.find_codeowners(base)
-    diff = changes.diff(base, trees.at(pull.head_sha), policy, changed=github.changed_paths(files),
-                        policy_path=config)
-    needed = approvals.teams_needed(policy, diff.changes, owners, labels=pull.labels)
-    wanted = teams_to_read(needed, reviews, pull.author, policy.options.allow_author)
-    teams = client.team_members(wanted) if wanted else {}
-    for team in needed:
-        teams.setdefault(team.lower(), TeamLookup(frozenset()))  # nobody's membership in question
-    snapshot = PullSnapshot(
-        author=pull.author,
-        head_sha=pull.head_sha,
-        base_sha=pull.base_sha,
-        number=pull.number,
-        labels=pull.labels,
-        reviews=tuple(reviews),
-        teams=teams,
-        read=trees.read,
-        url=pull.html_url,
-    )
-    problems = [*policy_problems, *diff.problems]
-    return approvals.evaluate(diff.changes, policy, owners, snapshot, problems=problems)
 
 
 def exit_code(evaluation: Evaluation, fail_on_pending: bool) -> int:

@@ -496,7 +496,8 @@ class LitestarFlagsStore:
         async with self.backend.connect() as conn, conn.lock():
             meta = await conn.load()
             if meta is not None and meta.applied != meta.version:
-                await self._reconcile(conn, meta)
+                await self._reconcile(conn, meta)  # finish an interrupted write first
+                meta = await conn.load()
             current = meta.version if meta else None
             if current != expected:
                 raise ConflictError(_moved(self.where, expected, current))
