@@ -60,7 +60,9 @@ def cli() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        result: Any = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        result: Any = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="gitops-flags", standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

@@ -86,6 +86,10 @@ class AnyOf(_Strict):
 
 
 def _when_tag(value: Any) -> str:
+    if isinstance(value, AllOf):
+        return "all"
+    if isinstance(value, AnyOf):
+        return "any"
     if isinstance(value, dict):
         if "all" in value:
             return "all"
@@ -110,7 +114,9 @@ class HttpHealthCheck(_Strict):
     type: Literal["http"]
     url: str = Field(pattern=r"^https?://")
     expect_status: int = Field(200, ge=100, le=599)
-    json_field: str | None = Field(None, description="Dotted path of a number in the JSON body, e.g. data.error_rate")
+    json_field: str | None = Field(
+        None, description="Dotted path of a number in the JSON body, e.g. data.error_rate"
+    )
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
     threshold: float | None = None
     headers_from_env: dict[str, str] = Field(
@@ -138,7 +144,9 @@ class RolloutPlan(_Strict):
 
     variant: str
     stages: list[Stage] = Field(default_factory=lambda: list[Stage](DEFAULT_STAGES), min_length=1)
-    stage_delay: str = Field("1d", pattern=DURATION_PATTERN, description="Minimum time between stages: 90m, 2h, 1d")
+    stage_delay: str = Field(
+        "1d", pattern=DURATION_PATTERN, description="Minimum time between stages: 90m, 2h, 1d"
+    )
     start_at: datetime | None = None
     paused: bool = False
     health_check: HealthCheck | None = None
@@ -235,7 +243,9 @@ class Step(_Strict):
     approvals: int = Field(1, ge=1)
     after: list[str] = Field(default_factory=list)
     when: Match | None = None
-    codeowner: bool = Field(False, description="The approver must also own the changed file (base CODEOWNERS)")
+    codeowner: bool = Field(
+        False, description="The approver must also own the changed file (base CODEOWNERS)"
+    )
     description: str = ""
 
 

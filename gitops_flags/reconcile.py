@@ -321,10 +321,14 @@ def advance_only(snapshot: StoreSnapshot, to: str, order: Sequence[str]) -> Upda
     return Update(snapshot.state.with_applied_commit(to), snapshot.documents, (), f"apply: up to {to[:12]}")
 
 
-def failed(state: StoreState, units: Sequence[Unit], now: datetime, error: str) -> StoreState:
-    """The state with these units recorded as failed (the next run retries them)."""
-    for unit in pending(state, units):
-        state = state.with_unit(UnitOfWork(id=unit.id, input=unit.input(), failed_at=now, error=error))
+def failed(state: StoreState, commit: str, items: Sequence[Change], now: datetime, error: str) -> StoreState:
+    """The state with the changes of `commit` not yet done recorded as failed units (the next run retries
+    them). Takes changes, not units: a failure can come before the units are judged (a PR lookup)."""
+    for change in items:
+        uid = unit_id(commit, change.ident())
+        if not done(state, uid):
+            data = {"commit": commit, "change": change.to_dict()}
+            state = state.with_unit(UnitOfWork(id=uid, input=data, failed_at=now, error=error))
     return state
 
 

@@ -22,7 +22,7 @@ from gitops_flags import flagd, rollout
 from gitops_flags.actions_env import ActionsEnv
 from gitops_flags.cli import main
 from gitops_flags.commands import advance, status
-from gitops_flags.model import Flag
+from gitops_flags.model import Flag, RolloutPlan
 from gitops_flags.store import Store, StoreSnapshot
 from gitops_flags.store.file import FileStore
 from gitops_flags.store.state import RolloutState, StoreState
@@ -340,7 +340,7 @@ def test_two_concurrent_runs_make_exactly_one_advance(repo: FlagRepo) -> None:
     codes: list[int] = []
 
     def open_racing(url: str, env: ActionsEnv) -> Store:
-        store = RacingStore(advance.default_open_store(url, env), barrier)
+        store = RacingStore(FileStore(url.removeprefix("file:")), barrier)
         stores.append(store)
         return store
 
@@ -403,8 +403,13 @@ def test_reports_go_to_the_summary_the_pr_and_the_webhook(
     assert "https://github.com/acme/flags/actions/runs/77" in body
     assert "Next stage due: 2026-12-01 13:00 UTC" in body
     payload = json.loads(rsps.calls[-1].request.body)
-    assert payload["text"].startswith("gitops-flags: new_checkout@production")
-    assert (payload["event"], payload["percentage"]) == ("advanced", 25)
+    assert payload["text"].splitlines()[:2] == [
+        "gitops-flags advance on acme/flags:",
+        f"new_checkout@production (on): 5% → 25% (stage 2/5); gate passed: GET {GATE_URL} answered 200; "
+        "next stage due 2026-12-01 13:00 UTC",
+    ]
+    [moved] = payload["gitops_flags"]["rollouts"]
+    assert (moved["event"], moved["before"], moved["after"], moved["pr"]) == ("advanced", 5, 25, 42)
 
 
 def test_a_rollback_is_reported_with_its_reason_and_a_failing_webhook_does_not_fail_the_run(
@@ -419,6 +424,7 @@ def test_a_rollback_is_reported_with_its_reason_and_a_failing_webhook_does_not_f
     [(_, body)] = commenter.comments
     assert "**rolled back** 5% → 0%" in body
     assert "error\\_rate 0.3 not &lt;= 0.01" in body  # gate text (a remote answer) is escaped Markdown
+    assert "not &lt;= 0.01" in json.loads(rsps.calls[-1].request.body)["text"]  # Slack's escapes
     assert repo.rollout().status == "rolled_back"
 
 
@@ -473,3 +479,5 @@ def test_status_of_paused_and_rolled_back(repo: FlagRepo, rsps: responses.Reques
     [row] = [r for r in status.rows(repo.snapshot()) if r.rollout is not None]
     assert row.rollout is not None
     assert status.next_text(row.rollout, T0 + 3 * HOUR) == "waits for a pull request that changes the plan"
+    paused = rollout.start(RolloutPlan(variant="on", paused=True), T0, 1)
+    assert status.next_text(paused, T0) == "when a pull request sets paused: false"

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 import responses
+import yaml
 
 from gitops_flags import changes, cli, validate
 from gitops_flags.actions_env import ActionsEnv
 from gitops_flags.commands import apply as apply_cmd
 from gitops_flags.git import GitTree
+from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.reconcile import MergedPull
 from gitops_flags.result import ChangeResult, Evaluation, StepResult, Verdict
 from gitops_flags.store import StoreError
@@ -64,7 +66,8 @@ class Repo:
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args: str) -> str:
-        done = subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True)
+        cmd = ["git", "-C", str(self.path), *args]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         return done.stdout.strip()
 
     def commit(self, files: Mapping[str, str | None], message: str = "change") -> str:
@@ -90,7 +93,9 @@ class FakeSource:
         self.heads: dict[int, str] = {}
         self.looked_up: list[str] = []
 
-    def merged(self, sha: str, number: int, *, head: str | None = None, verdict: Verdict = "approved") -> None:
+    def merged(
+        self, sha: str, number: int, *, head: str | None = None, verdict: Verdict = "approved"
+    ) -> None:
         parent = self.repo.git("rev-parse", f"{sha}^1")
         self.pulls[sha] = MergedPull(number, f"https://github.com/acme/flags/pull/{number}", "carol",
                                      head or sha, parent, sha)
@@ -106,10 +111,11 @@ class FakeSource:
         policy, _ = validate.read_policy(base)
         assert policy is not None
         verdict = self.verdicts[pull.number]
-        state = "satisfied" if verdict == "approved" else "pending"
-        step = StepResult("owner", "owners", state, approved_by=("alice",) if state == "satisfied" else ())
-        results = tuple(ChangeResult(c, "review", verdict, (step,)) for c in changes.diff(base, head, policy).changes)
-        return Evaluation(verdict, results)
+        ok = verdict == "approved"
+        step = StepResult("owner", "owners", "satisfied" if ok else "pending",
+                          approved_by=("alice",) if ok else ())
+        found = changes.diff(base, head, policy).changes
+        return Evaluation(verdict, tuple(ChangeResult(c, "review", verdict, (step,)) for c in found))
 
 
 class FlakyStore:
@@ -171,8 +177,8 @@ def _no_webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def adopt(repo: Repo, on_unapproved: str = "block") -> str:
     """The commit that adopts the policy, with one flag: the baseline."""
-    return repo.commit({".github/gitops-flags.yml": POLICY % on_unapproved, "flags/dark_mode.yaml": flag("dark_mode")},
-                       "adopt gitops-flags")
+    files = {".github/gitops-flags.yml": POLICY % on_unapproved, "flags/dark_mode.yaml": flag("dark_mode")}
+    return repo.commit(files, "adopt gitops-flags")
 
 
 def apply(repo: Repo, store: Path, *extra: str, now: str = NOW1) -> int:
@@ -199,7 +205,9 @@ def audit(store: Path) -> list[dict[str, Any]]:
 # --- catching up ---------------------------------------------------------------------------------------
 
 
-def test_first_apply_takes_the_adoption_commit_as_baseline(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+def test_first_apply_takes_the_adoption_commit_as_baseline(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
     c0 = adopt(repo)
     store = tmp_path / "store"
     assert apply(repo, store) == 0
@@ -316,7 +324,7 @@ def test_a_failed_pr_lookup_records_the_units_and_stops(
     source.merged(c1, 1)
 
     def down(sha: str) -> MergedPull | None:
-        raise apply_cmd.GitopsFlagsError("GitHub answered 502")
+        raise GitopsFlagsError("GitHub answered 502")
 
     monkeypatch.setattr(source, "pull_for_commit", down)
     assert apply(repo, store) == 1
@@ -359,7 +367,9 @@ def test_a_direct_push_is_blocked_loudly_and_only_once(
     assert store_files(store) == files
 
 
-def test_a_change_the_pr_did_not_get_approved_is_blocked(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+def test_a_change_the_pr_did_not_get_approved_is_blocked(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
     adopt(repo)
     store = tmp_path / "store"
     apply(repo, store)
@@ -384,7 +394,7 @@ def test_merged_content_other_than_the_approved_head_is_blocked(
     assert apply(repo, store) == 1
     outcomes = {(r["environment"], r["outcome"]) for r in audit(store) if r["merge_commit"] == merged}
     assert outcomes == {("staging", "applied"), ("production", "blocked")}
-    assert "production" not in {e for e, doc in FileStore(store).read().documents.items() if "search" in doc["flags"]}
+    assert "search" in served(store, "staging") and "search" not in served(store, "production")
 
 
 def test_warn_mode_applies_an_unapproved_change_with_a_warning(
@@ -411,7 +421,7 @@ def test_an_unapproved_policy_edit_cannot_switch_to_warn(
     store = tmp_path / "store"
     apply(repo, store)
     repo.commit({".github/gitops-flags.yml": POLICY % "warn"}, "direct push: relax the policy")
-    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "then push")
+    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "push")
     assert apply(repo, store) == 1
     outcomes = [r["outcome"] for r in audit(store) if r["merge_commit"] == pushed]
     assert outcomes == ["blocked"]
@@ -499,7 +509,9 @@ def test_dry_run_writes_nothing(
 # --- what a change does to the store -------------------------------------------------------------------
 
 
-def test_a_rollout_starts_at_its_first_stage_when_applied(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+def test_a_rollout_starts_at_its_first_stage_when_applied(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
     adopt(repo)
     store = tmp_path / "store"
     apply(repo, store)
@@ -541,7 +553,7 @@ def test_the_kill_switch_disables_the_flag_and_freezes_its_rollout(
     apply(repo, store)
     plan = 'rollout: {variant: "on", stages: [10, 50, 100], stage_delay: 1h}'
     c1 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=f"enabled: true, {plan}")}, "PR 1")
-    c2 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=f"enabled: false, {plan}")}, "PR 2")
+    c2 = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production=f"enabled: false, {plan}")}, "PR")
     source.merged(c1, 1)
     source.merged(c2, 2)
     assert apply(repo, store) == 0
@@ -553,7 +565,9 @@ def test_the_kill_switch_disables_the_flag_and_freezes_its_rollout(
     assert [(r["change_type"], r["outcome"]) for r in kill] == [("toggle", "applied")]
 
 
-def test_deleting_a_flag_removes_it_from_every_document(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+def test_deleting_a_flag_removes_it_from_every_document(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
     adopt(repo)
     plan = 'enabled: true, rollout: {variant: "on", stages: [10, 100]}'
     c1 = repo.commit({"flags/search.yaml": flag("search", production=plan)}, "PR 1")
@@ -709,3 +723,29 @@ def test_audit_lists_and_filters(
 
     assert cli.main(["audit", "--repo", str(repo.path), "--store", f"file:{store}", "--limit", "1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+# --- the workflow users copy ---------------------------------------------------------------------------
+
+
+def test_the_apply_workflow_is_least_privilege_and_serialised() -> None:
+    path = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "flags-apply.yml"
+    wf = yaml.safe_load(path.read_text())
+    triggers = wf[True]  # YAML 1.1 reads the key `on` as True
+    assert "flags/**" in triggers["push"]["paths"] and ".github/gitops-flags.yml" in triggers["push"]["paths"]
+    assert "workflow_dispatch" in triggers and "pull_request" not in triggers
+    assert wf["concurrency"] == {"group": "flag-store", "cancel-in-progress": False}
+    assert wf["permissions"] == {"contents": "write", "pull-requests": "write", "statuses": "read"}
+    steps = wf["jobs"]["apply"]["steps"]
+    assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 0
+    assert steps[1]["uses"] == "./" and steps[1]["with"]["command"] == "apply"
+
+
+def test_a_file_store_in_the_checkout_is_warned_about_in_actions(
+    repo: Repo, source: FakeSource, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(repo.path))
+    adopt(repo)
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    assert "is inside the checkout and is lost" in capsys.readouterr().out

@@ -1,12 +1,13 @@
 """The litestar-flags store against a real Redis server and real SQLite databases, evaluated by
 litestar-flags itself.
 
-After every write the test reads the flag back the way a Litestar app does (litestar-flags'
-RedisStorageBackend / DatabaseStorageBackend on the same Redis or database) and evaluates it for 10,000
-targeting keys with litestar-flags' EvaluationEngine. The engine asks its storage only for per-user
-overrides, which these tests never set, so the bulk evaluations use an empty in-memory storage for those
-lookups (10,000 round trips per stage otherwise); a sample goes through FeatureFlagClient on the real
-storage and must agree. The Redis server is started by the tests on a free port, without persistence.
+After every write (by the real `apply` and `advance` commands, or by the store directly) the tests read
+the flag back the way a Litestar app does (litestar-flags' RedisStorageBackend / DatabaseStorageBackend
+on the same Redis or database) and evaluate it for 10,000 targeting keys with litestar-flags'
+EvaluationEngine. The engine asks its storage only for per-user overrides, which these tests never set,
+so the bulk evaluations use an empty in-memory storage for those lookups (10,000 round trips per stage
+otherwise); a sample goes through FeatureFlagClient on the real storage and must agree. The Redis server
+is started by the tests on a free port, without persistence, and stopped at the end.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from litestar import Litestar, get  # type: ignore[import-untyped]
-from litestar.testing import TestClient  # type: ignore[import-untyped]
+from litestar import Litestar, get
+from litestar.testing import TestClient
 from litestar_flags import FeatureFlagClient, FeatureFlagsConfig, FeatureFlagsPlugin  # type: ignore[import-untyped]
 from litestar_flags.context import EvaluationContext  # type: ignore[import-untyped]
 from litestar_flags.engine import EvaluationEngine  # type: ignore[import-untyped]
@@ -35,7 +36,9 @@ from litestar_flags.storage.memory import MemoryStorageBackend  # type: ignore[i
 from litestar_flags.storage.redis import RedisStorageBackend  # type: ignore[import-untyped]
 from litestar_flags.types import EvaluationReason  # type: ignore[import-untyped]
 
-from gitops_flags import flagd
+from gitops_flags import cli, flagd
+from gitops_flags.commands import advance
+from gitops_flags.commands import apply as apply_cmd
 from gitops_flags.model import Flag
 from gitops_flags.store import Update, update
 from gitops_flags.store.base import Store, StoreSnapshot
@@ -80,7 +83,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             except redis.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {process.stderr and process.stderr.read()!r}")
+                    stderr = process.stderr.read() if process.stderr else b""
+                    raise RuntimeError(f"redis-server did not start: {stderr!r}") from None
                 time.sleep(0.05)
         yield url
     finally:
@@ -95,7 +99,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class Target:
     """One litestar-flags storage: the store URL apply uses, and how an app opens the same data."""
 
-    def __init__(self, kind: str, store_url: str, app: Callable[[str], Any], config: Callable[[str], Any]) -> None:
+    def __init__(self, kind: str, store_url: str, app: Callable[[str], Any],
+                 config: Callable[[str], Any]) -> None:
         self.kind, self.store_url, self._app, self.config = kind, store_url, app, config
 
     def store(self) -> LitestarFlagsStore:
@@ -135,8 +140,9 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 def checkout(**production: Any) -> Flag:
     return Flag.model_validate({
         "key": "new_checkout", "type": "boolean", "variants": {"on": True, "off": False},
-        "default_variant": "off", "environments": {"production": {"enabled": True, "rules": [STAFF], **production},
-                                                   "staging": {"enabled": True}},
+        "default_variant": "off",
+        "environments": {"production": {"enabled": True, "rules": [STAFF], **production},
+                         "staging": {"enabled": True}},
     })
 
 
@@ -161,7 +167,7 @@ def apply(store: Store, flags: dict[str, Flag], state: StoreState, commit: str =
     return version
 
 
-def served(target: Target, **attributes: Any) -> tuple[set[str], dict[str, int]]:
+def served(target: Target, keys: list[str] = KEYS, **attributes: Any) -> tuple[set[str], dict[str, int]]:
     """Keys served True in production, and the count of each evaluation reason."""
 
     async def run() -> tuple[set[str], dict[str, int]]:
@@ -170,17 +176,17 @@ def served(target: Target, **attributes: Any) -> tuple[set[str], dict[str, int]]
             assert flag is not None
             engine, no_overrides = EvaluationEngine(), MemoryStorageBackend()
             on, reasons = set(), dict[str, int]()
-            for key in KEYS:
-                result = await engine.evaluate(flag, EvaluationContext(targeting_key=key, attributes=attributes),
-                                               no_overrides)
+            for key in keys:
+                ctx = EvaluationContext(targeting_key=key, attributes=attributes)
+                result = await engine.evaluate(flag, ctx, no_overrides)
                 assert result.error_code is None, result
                 reasons[result.reason] = reasons.get(result.reason, 0) + 1
                 if result.value:
                     on.add(key)
             client = FeatureFlagClient(storage=storage)  # the app's path, on the real storage
-            for key in KEYS[::97]:
+            for key in keys[::97]:
                 ctx = EvaluationContext(targeting_key=key, attributes=attributes)
-                assert await client.get_boolean_value("new_checkout", not (key in on), ctx) is (key in on)
+                assert await client.get_boolean_value("new_checkout", key not in on, ctx) is (key in on)
             return on, reasons
 
     return asyncio.run(run())
@@ -189,13 +195,64 @@ def served(target: Target, **attributes: Any) -> tuple[set[str], dict[str, int]]
 # --- the acceptance criteria ----------------------------------------------------------------------------
 
 
-def test_each_stage_serves_its_share_and_users_who_are_in_stay_in(target: Target) -> None:
-    store = target.store()
+POLICY = """\
+version: 1
+flags_dir: flags
+environments: [staging, production]
+roles: {owner: ["@acme/owners"]}
+rules: [{match: {kind: flag}, workflow: review}]
+workflows: {review: {steps: [{id: owner, role: owner}]}}
+"""
+FLAG = """\
+key: new_checkout
+type: boolean
+variants: {"on": true, "off": false}
+default_variant: "off"
+environments:
+  staging: {enabled: true}
+  production:
+    enabled: %s
+    rules: [{name: staff, when: {attribute: email, operator: ends_with, value: "@acme.com"}, variant: "on"}]
+    rollout: {variant: "on", stages: [5, 25, 50, 75, 100], stage_delay: 1h}
+"""
+
+
+def commit(repo: Path, files: dict[str, str | None]) -> None:
+    for rel, content in files.items():
+        if content is None:
+            (repo / rel).unlink()
+        else:
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_text(content)
+    for args in (["add", "-A"], ["commit", "-q", "-m", "change"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_apply_and_advance_change_who_litestar_serves(target: Target, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real `apply` and `advance` commands, unchanged, writing through this store: after apply and
+    after every stage the share served is the stage's, users who are in stay in, staff always are; then a
+    kill switch serves the default to everyone, and a deleted flag is gone."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    commit(repo, {".github/gitops-flags.yml": POLICY, "flags/new_checkout.yaml": FLAG % "true"})
+    monkeypatch.setattr(apply_cmd, "store_opener", lambda url, env: target.store())
+    services = advance.Services(environ={}, open_store=lambda url, env: target.store())
+
+    def run_apply(now: datetime) -> None:
+        args = ["apply", "--repo", str(repo), "--store", target.store_url, "--no-verify-approvals"]
+        assert cli.main([*args, "--now", now.isoformat()]) == 0
+
+    run_apply(T0)
     previous: set[str] = set()
     shares = SHARES.setdefault(target.kind, [])
-    for stage in STAGES:
-        state = StoreState(applied_commit=f"stage-{stage}").with_rollout("new_checkout", "production", at(stage))
-        apply(store, {"new_checkout": checkout()}, state, commit=f"stage-{stage}")
+    for number, stage in enumerate(STAGES):
+        if number:
+            options = advance.Options(store=target.store_url, repo=repo, now=T0 + timedelta(hours=number))
+            assert advance.run(options, services) == 0
+        rollout = target.store().read().state.rollout("new_checkout", "production")
+        assert rollout is not None and rollout.percentage == stage
         on, reasons = served(target)
         share = 100 * len(on) / len(KEYS)
         shares.append(share)
@@ -203,10 +260,26 @@ def test_each_stage_serves_its_share_and_users_who_are_in_stay_in(target: Target
         assert previous <= on, f"{len(previous - on)} keys lost the variant at {stage}%"
         assert reasons.get(EvaluationReason.TARGETING_MATCH, 0) == len(on)  # served by the rollout rule
         previous = on
-        staff, _ = served(target, email="someone@acme.com")
-        assert staff == set(KEYS)  # the targeting rule comes first
+        staff, _ = served(target, KEYS[::10], email="someone@acme.com")
+        assert staff == set(KEYS[::10])  # the targeting rule comes first
     assert previous == set(KEYS)
     print(f"\n{target.kind}: share served per stage {STAGES}: {shares}")
+
+    commit(repo, {"flags/new_checkout.yaml": FLAG % "false"})  # the kill switch
+    run_apply(T0 + timedelta(hours=5))
+    on, reasons = served(target)
+    assert (on, reasons) == (set(), {EvaluationReason.DISABLED: len(KEYS)})
+
+    commit(repo, {"flags/new_checkout.yaml": None})
+    run_apply(T0 + timedelta(hours=6))
+
+    async def gone() -> Any:
+        async with target.storage() as storage:
+            return await FeatureFlagClient(storage=storage).get_boolean_details("new_checkout", True)
+
+    details = asyncio.run(gone())
+    assert (details.value, details.error_code) == (True, "FLAG_NOT_FOUND")
+    assert target.store().drift() == {}
 
 
 def test_kill_switch_serves_the_default_to_everyone(target: Target) -> None:
@@ -215,10 +288,10 @@ def test_kill_switch_serves_the_default_to_everyone(target: Target) -> None:
     apply(store, {"new_checkout": checkout()}, state)
     assert served(target)[0]
     apply(store, {"new_checkout": checkout(enabled=False)}, state, commit="c2")
-    for attributes in ({}, {"email": "boss@acme.com"}):
-        on, reasons = served(target, **attributes)
-        assert on == set()
-        assert reasons == {EvaluationReason.DISABLED: len(KEYS)}
+    on, reasons = served(target)
+    assert (on, reasons) == (set(), {EvaluationReason.DISABLED: len(KEYS)})
+    staff, reasons = served(target, KEYS[::10], email="boss@acme.com")
+    assert (staff, reasons) == (set(), {EvaluationReason.DISABLED: len(KEYS[::10])})
 
 
 def test_a_rerun_changes_nothing_and_a_deleted_flag_is_deleted(target: Target) -> None:
@@ -272,7 +345,7 @@ def test_concurrent_writers_each_land_once(target: Target) -> None:
 
             for _ in range(3):
                 update(target.store(), decide, attempts=20)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
@@ -281,7 +354,7 @@ def test_concurrent_writers_each_land_once(target: Target) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    runs = [line.get("run") for line in target.store().read_audit() if "run" in line]
+    runs = [str(line["run"]) for line in target.store().read_audit() if "run" in line]
     assert sorted(runs) == ["a"] * 3 + ["b"] * 3
 
 

@@ -54,8 +54,8 @@ def test_comment_lists_what_was_applied_and_why_not() -> None:
 
 
 def test_repository_text_cannot_mention_link_or_break_the_table() -> None:
-    body = notify.pr_comment(PULL, [result(summary="ping @acme/everyone | see [x](https://evil.example) <b>")],
-                             store="file:s")
+    hostile = result(summary="ping @acme/everyone | see [x](https://evil.example) <b>")
+    body = notify.pr_comment(PULL, [hostile], store="file:s")
     assert "@acme/everyone" not in body
     assert "](https://evil" not in body and "<b>" not in body
     row = next(line for line in body.splitlines() if "checkout@production" in line)
@@ -79,7 +79,8 @@ def test_an_overlong_comment_is_cut_with_a_pointer() -> None:
 
 def test_rollout_progress_is_shown() -> None:
     state = RolloutState(variant="on", stages=[5, 50, 100], stage_index=0, percentage=5, status="running",
-                         entered_at=datetime(2026, 12, 1, tzinfo=UTC), stage_delay_seconds=3600, plan_hash="h")
+                         entered_at=datetime(2026, 12, 1, tzinfo=UTC), stage_delay_seconds=3600,
+                         plan_hash="h")
     r = result(rollout=state)
     assert "running, 5% of on, stage 1/3" in notify.pr_comment(PULL, [r], store="file:s")
     assert "[rollout running, 5% of on, stage 1/3]" in notify.line(r)
@@ -106,8 +107,8 @@ def test_job_summary() -> None:
 
 def test_webhook_payload_is_slack_compatible() -> None:
     payload = notify.webhook_payload(
-        [result(summary="rules <changed> & more"), result("search", "staging", "blocked", reason="direct push",
-                                                           pull=None)],
+        [result(summary="rules <changed> & more"),
+         result("search", "staging", "blocked", reason="direct push", pull=None)],
         repository="acme/flags", store="github-branch:flag-store", head="a" * 40, run_url="https://run",
     )
     text = payload["text"]

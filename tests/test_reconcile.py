@@ -1,4 +1,4 @@
-"""reconcile: judging changes, planning units and applying them to a store snapshot (pure, in-memory trees)."""
+"""reconcile: judging changes, planning units and applying them to a store snapshot (in-memory trees)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def approved(items: list[Change], verdict: Verdict = "approved") -> Evaluation:
 
 @pytest.mark.parametrize(
     ("has_policy", "started", "era"),
-    [(True, True, "governed"), (True, False, "governed"), (False, False, "baseline"), (False, True, "ungoverned")],
+    [(True, True, "governed"), (True, False, "governed"), (False, False, "baseline"),
+     (False, True, "ungoverned")],
 )
 def test_era_for(has_policy: bool, started: bool, era: str) -> None:
     assert reconcile.era_for(has_policy, started) == era
@@ -72,15 +73,16 @@ CREATE = diff(tree(), tree(search=flag_yaml("search"))).changes[0]
 
 
 def judge(change: Change = CREATE, **kw: Any) -> Judgement:
-    args: dict[str, Any] = {"era": "governed", "verify": True, "pull": pull(), "evaluation": approved([change]),
-                            "on_unapproved": "block"}
+    args: dict[str, Any] = {"era": "governed", "verify": True, "pull": pull(),
+                            "evaluation": approved([change]), "on_unapproved": "block"}
     args.update(kw)
     return reconcile.judge(change, "c1", **args)
 
 
 def test_an_approved_change_is_applied_with_its_approvers() -> None:
     j = judge()
-    assert (j.outcome, j.approval, dict(j.approvers), j.reason) == ("applied", "verified", {"owner": ("alice",)}, "")
+    assert (j.outcome, j.approval, j.reason) == ("applied", "verified", "")
+    assert dict(j.approvers) == {"owner": ("alice",)}
 
 
 @pytest.mark.parametrize(
@@ -179,8 +181,9 @@ def test_applying_writes_entries_units_audit_and_the_commit() -> None:
     assert all(u.succeeded_at == NOW and u.output == {"outcome": "applied", "documents": [u.id.split("@")[1]]}
                for u in update.state.units)
     line = update.audit[0]
-    assert {k: line[k] for k in ("time", "outcome", "kind", "key", "environment", "change_type", "merge_commit",
-                                 "pr", "author", "approval", "approvers", "store_version", "unit")} == {
+    keys = ("time", "outcome", "kind", "key", "environment", "change_type", "merge_commit", "pr", "author",
+            "approval", "approvers", "store_version", "unit")
+    assert {k: line[k] for k in keys} == {
         "time": "2026-12-01T09:00:00Z", "outcome": "applied", "kind": "flag", "key": "search",
         "environment": "staging", "change_type": "create", "merge_commit": "c1", "pr": 4, "author": "carol",
         "approval": "verified", "approvers": {"owner": ["alice"]}, "store_version": "v0",
@@ -194,8 +197,8 @@ def test_units_already_done_are_never_applied_again() -> None:
     assert reconcile.apply_units(first, units, NOW + timedelta(hours=1), advance_to="c1",
                                  order=("c0", "c1")) is None
     # a failed unit is retried; the succeeded one is skipped
-    state = reconcile.failed(EMPTY.state.with_unit(UnitOfWork(id=units[0].id, succeeded_at=NOW)), units, NOW,
-                             "boom")
+    half = EMPTY.state.with_unit(UnitOfWork(id=units[0].id, succeeded_at=NOW))
+    state = reconcile.failed(half, "c1", [u.change for u in units], NOW, "boom")
     assert [(u.id, u.error) for u in state.units if not u.succeeded] == [(units[1].id, "boom")]
     retried = apply(StoreSnapshot(state, {}, "v0"), units)
     assert [r.unit.id for r in retried.results] == [units[1].id]
@@ -233,7 +236,8 @@ PLAN = 'enabled: true, rollout: {variant: "on", stages: [5, 50, 100], stage_dela
 def test_a_new_rollout_starts_and_an_unrelated_edit_keeps_a_rollback() -> None:
     first = apply(EMPTY, units_for(tree(), tree(search=flag_yaml("search", production=PLAN))))
     started = first.update.state.rollout("search", "production")
-    assert started is not None and (started.status, started.percentage, started.entered_at) == ("running", 5, NOW)
+    assert started is not None
+    assert (started.status, started.percentage, started.entered_at) == ("running", 5, NOW)
     assert first.update.documents["production"]["flags"]["search"]["metadata"]["gitopsRolloutPercentage"] == 5
 
     # a gate failed later and advance rolled it back; a PR then edits only the rules

@@ -608,9 +608,6 @@ def flags(draw: st.DrawFn) -> Flag:
     })
 
 
-# model._when_tag reads only dicts, so dumping an AllOf/AnyOf warns "PydanticSerializationUnexpectedValue"
-# (the output is right). Drop this filter once it also recognises AllOf/AnyOf instances.
-@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 @settings(max_examples=150, deadline=None)
 @given(flags())
 def test_flags_round_trip_through_yaml(flag: Flag) -> None:

@@ -22,29 +22,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import click
 import requests
 
-from .. import flagd, git, health, render, rollout, validate
+from .. import flagd, git, health, notify, render, rollout, validate
 from ..actions_env import ActionsEnv, append_summary
 from ..model import POLICY_PATH, Flag, Policy, RolloutPlan
 from ..problems import GitopsFlagsError, Problem
-from ..store import ConflictError, Store, StoreSnapshot, Update, open_store, store_url
+from ..store import ConflictError, Store, StoreSnapshot, Update
 from ..store.state import GateResult, RolloutState, plan_hash
 from ..tree import Tree
+from .apply import default_store_opener, default_store_url
 
 ATTEMPTS = 5
-DEFAULT_STORE = "file:.flag-store"
-WEBHOOK_TIMEOUT = 10
 
 
 # --- the shell's I/O, swapped in tests ---------------------------------------------------------------
-
-
-class Commenter(Protocol):
-    def comment(self, pr: int, body: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,8 +55,8 @@ class Services:
     environ: Mapping[str, str]
     session: requests.Session = field(default_factory=requests.Session)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    open_store: Callable[[str, ActionsEnv], Store] | None = None  # None: `default_open_store`
-    commenter: Callable[[ActionsEnv], Commenter | None] | None = None  # None: `default_commenter`
+    open_store: Callable[[str, ActionsEnv], Store] = default_store_opener  # shared with apply
+    commenter: Callable[[ActionsEnv], notify.Notifier | None] | None = None  # None: `default_commenter`
 
 
 class _GitHubCommenter:
@@ -70,26 +65,15 @@ class _GitHubCommenter:
 
         self._client = github.GitHubClient(github.connect(env.api_url, env.token), env.repository)
 
-    def comment(self, pr: int, body: str) -> None:
-        self._client.create_comment(pr, body)
+    def comment(self, number: int, body: str) -> None:
+        self._client.create_comment(number, body)
 
 
-def default_commenter(env: ActionsEnv) -> Commenter | None:
+def default_commenter(env: ActionsEnv) -> notify.Notifier | None:
     """Comments go out only inside Actions, with a token and a repository."""
     if env.in_actions and env.token and env.repository:
         return _GitHubCommenter(env)
     return None
-
-
-def default_open_store(url: str, env: ActionsEnv) -> Store:
-    if url.startswith("github-branch:"):
-        if not (env.token and env.repository):
-            return open_store(url)  # raises the store's own message about the missing token
-        from .. import github
-
-        repo = github.connect(env.api_url, env.token).get_repo(env.repository)
-        return open_store(url, repo=repo)
-    return open_store(url)
 
 
 # --- locating the repository, the policy and the store (shared with `status`) -------------------------
@@ -124,12 +108,9 @@ def read_policy(tree: Tree) -> Policy | None:
 
 
 def resolve_store_url(option: str | None, policy: Policy | None, repo: Path) -> str:
-    """`--store` as given; else the policy's store (a relative file path is taken from the repository
-    root); else `file:.flag-store` in the repository."""
-    url = option or (store_url(policy.store) if policy is not None else DEFAULT_STORE)
-    if option is None and url.startswith("file:") and not os.path.isabs(url[5:]):
-        url = f"file:{repo / url[5:]}"
-    return url
+    """`--store` as given; else the policy's store (a file store's path is taken from the repository
+    root); else `file:.flag-store` in the repository. The same default as apply's."""
+    return option or default_store_url(policy, repo)
 
 
 # --- one rollout and what HEAD says about it ---------------------------------------------------------
@@ -420,7 +401,7 @@ def exit_code(outcomes: tuple[Outcome, ...]) -> int:
 
 
 @click.command(name="advance")
-@click.option("--store", "store_url_", metavar="URL",
+@click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="Flag store: file:PATH or github-branch:BRANCH (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="Repository whose HEAD holds the flag files (default: GITHUB_WORKSPACE or .).")
@@ -439,7 +420,7 @@ def run(options: Options, services: Services) -> int:
     with git.GitTree(repo, "HEAD") as tree:
         policy = read_policy(tree)
         url = resolve_store_url(options.store, policy, repo)
-        store = (services.open_store or default_open_store)(url, env)
+        store = services.open_store(url, env)
         files = FlagFiles(tree, policy)
         decision, snapshot = _decide_and_write(store, files, now, options, services, env)
     for outcome in decision.outcomes:
@@ -485,8 +466,6 @@ def _notify(outcomes: tuple[Outcome, ...], policy: Policy | None, env: ActionsEn
     if not events:
         return
     commenter = (services.commenter or default_commenter)(env)
-    webhook_env = policy.options.webhook_env if policy is not None else None
-    webhook = services.environ.get(webhook_env) if webhook_env else None
     run_url = env.run_url()
     for outcome in events:
         pr = outcome.before.pr
@@ -495,12 +474,32 @@ def _notify(outcomes: tuple[Outcome, ...], policy: Policy | None, env: ActionsEn
                 commenter.comment(pr, comment_body(outcome, run_url))
             except GitopsFlagsError as exc:
                 click.echo(f"warning: could not comment on #{pr}: {exc}", err=True)
-        if webhook:
-            assert outcome.event is not None
-            payload = {"text": f"gitops-flags: {outcome_text(outcome)}", "flag": outcome.key,
-                       "environment": outcome.environment, "event": outcome.event.kind,
-                       "percentage": outcome.after.percentage, "pr": pr, "run_url": run_url}
-            try:
-                services.session.post(webhook, json=payload, timeout=WEBHOOK_TIMEOUT).raise_for_status()
-            except requests.RequestException as exc:
-                click.echo(f"warning: the webhook in {webhook_env} failed: {type(exc).__name__}", err=True)
+    webhook_env = policy.options.webhook_env if policy is not None else None
+    webhook = services.environ.get(webhook_env) if webhook_env else None
+    if webhook:
+        try:
+            notify.send_webhook(webhook, webhook_payload(events, env.repository, run_url))
+        except GitopsFlagsError as exc:
+            click.echo(f"warning: the webhook in {webhook_env} failed: {exc}", err=True)
+
+
+def webhook_payload(events: list[Outcome], repository: str, run_url: str | None) -> dict[str, Any]:
+    """One message per run: a Slack-compatible `text` (Slack escapes &, < and >) and the same facts
+    as data, in the shape apply's webhook uses."""
+    lines = [f"gitops-flags advance on {repository or 'the flag repository'}:"]
+    lines += [outcome_text(o) for o in events]
+    if run_url:
+        lines.append(run_url)
+    text = "\n".join(render.plain(line, 500) for line in lines)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    rollouts = []
+    for o in events:
+        assert o.event is not None
+        rollouts.append({
+            "flag": o.key, "environment": o.environment, "variant": o.after.variant, "event": o.event.kind,
+            "before": o.event.before, "after": o.event.after, "stage": o.event.stage_label,
+            "reason": o.event.reason, "gate": o.gate.model_dump(mode="json") if o.gate else None,
+            "pr": o.before.pr,
+        })
+    return {"text": text, "gitops_flags": {"event": "advance", "repository": repository, "run_url": run_url,
+                                           "rollouts": rollouts}}

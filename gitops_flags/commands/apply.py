@@ -31,7 +31,7 @@ from ..model import POLICY_PATH, Policy
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
-from ..store.state import StoreState, UnitOfWork, unit_id
+from ..store.state import StoreState, unit_id
 from ..tree import DictTree, Tree
 
 EMPTY: Tree = DictTree({})
@@ -95,7 +95,7 @@ def default_source(env: ActionsEnv, checkout: Path) -> MergedPullSource | None:
     from .. import github
 
     client = github.GitHubClient(github.connect(env.api_url, env.token), env.repository)
-    return github.MergedPulls(client, checkout)  # type: ignore[attr-defined,no-any-return]
+    return github.MergedPulls(client, checkout)
 
 
 def default_notifier(env: ActionsEnv) -> notify.Notifier | None:
@@ -224,19 +224,24 @@ def plan_walk(
             f"the store's commit {applied[:12] if applied else '(none)'} is not on the first-parent history "
             f"of {head[:12]}; see docs/apply.md, 'Rewritten history'"
         )
-    started = applied is not None and git.GitTree(repo, applied).read(POLICY_PATH) is not None
+    started = applied is not None and _has_policy(repo, applied)
     if started:
         return _steps(chain), notes
     # Before the policy existed nothing was approved: the flags at the commit that adopted it are the
     # baseline, applied as they are. Commits after it are governed.
     adoption = next(
         (sha for sha, _ in first_parent_chain(repo, applied, head, POLICY_PATH)
-         if git.GitTree(repo, sha).read(POLICY_PATH) is not None),
+         if _has_policy(repo, sha)),
         head,
     )
     notes.append(f"baseline: the flags at {adoption[:12]} (the policy's adoption) are applied as they are")
     index = next(i for i, (sha, _) in enumerate(chain) if sha == adoption)
     return [Step(adoption, applied, baseline=True), *_steps(chain[index + 1 :])], notes
+
+
+def _has_policy(repo: Path, sha: str) -> bool:
+    with git.GitTree(repo, sha) as tree:
+        return tree.read(POLICY_PATH) is not None
 
 
 def _governed(repo: Path, base: str, head: str) -> list[Step]:
@@ -270,11 +275,13 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
         notifier_factory: NotifierFactory, store_opener: StoreOpener) -> int:
     repo = options.repo.resolve()
     head = git.resolve(repo, options.rev)
-    head_policy, _ = validate.read_policy(git.GitTree(repo, head))
+    with git.GitTree(repo, head) as head_tree:
+        head_policy, _ = validate.read_policy(head_tree)
     url = options.store or default_store_url(head_policy, repo)
     store = store_opener(url, env)
+    _warn_ephemeral(url, env)
     snapshot = store.read()
-    now = options.now or datetime.now(UTC)
+    now = options.now or datetime.now(UTC).replace(microsecond=0)
     steps, notes = plan_walk(repo, snapshot.state.applied_commit, head, options.baseline)
     report = Report(notes=notes)
 
@@ -405,13 +412,9 @@ class _Walker:
         click.echo(f"error: {error}", err=True)
         if self.options.dry_run:
             return False
-        failed_units = [(unit_id(commit, c.ident()), {"commit": commit, "change": c.to_dict()}) for c in todo]
 
         def decide(snapshot: StoreSnapshot) -> Update | None:
-            state = snapshot.state
-            for uid, data in failed_units:
-                if not reconcile.done(state, uid):
-                    state = state.with_unit(UnitOfWork(id=uid, input=data, failed_at=self.now, error=error))
+            state = reconcile.failed(snapshot.state, commit, todo, self.now, error)
             state = _advanced(state, self.clean, self.order)
             return Update(state, snapshot.documents, (), f"gitops-flags apply {commit[:12]}: failed")
 
@@ -462,6 +465,17 @@ def _header(options: Options, where: str, snapshot: StoreSnapshot, head: str, st
                    "audited as unverified", err=True)
 
 
+def _warn_ephemeral(url: str, env: ActionsEnv) -> None:
+    """A file store inside the checkout is thrown away with the runner: the next run would start over."""
+    if not (env.in_actions and env.workspace and url.startswith("file:")):
+        return
+    path = Path(url.removeprefix("file:")).resolve()
+    workspace = Path(env.workspace).resolve()
+    if path == workspace or workspace in path.parents:
+        click.echo(f"::warning title=gitops-flags apply::the flag store {path} is inside the checkout and is "
+                   "lost when the job ends; use a github-branch store in Actions (docs/apply.md)")
+
+
 def _echo_results(results: Sequence[UnitResult]) -> None:
     for result in results:
         click.echo(notify.line(result), err=result.outcome != "applied")
@@ -484,6 +498,8 @@ def _report(options: Options, env: ActionsEnv, where: str, head: str, head_polic
     verb = "would be" if options.dry_run else "were"
     click.echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
                f"{counts['blocked']} blocked ({verb} written to {where})")
+    if report.failures:
+        click.echo("stopped at a failure (above); the next run resumes there", err=True)
     if not options.dry_run and (results or report.failures):
         _notify(env, where, head, head_policy, report, notifier_factory)
     return 1 if report.failures or counts["blocked"] else 0

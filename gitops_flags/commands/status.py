@@ -22,7 +22,7 @@ from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import StoreSnapshot
 from ..store.state import RolloutState
-from .advance import Services, default_open_store, parse_now, read_policy, repo_dir, resolve_store_url
+from .advance import Services, parse_now, read_policy, repo_dir, resolve_store_url
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,14 @@ def next_text(state: RolloutState, now: datetime) -> str:
     """When the next step happens, in words."""
     if state.status == "completed":
         return "nothing (completed)"
-    if state.status == "rolled_back":
-        return "waits for a pull request that changes the plan"
     if state.status == "paused" and not rollout.retrying(state):
         cause = rollout.pause_cause(state)
-        return "when the flag is enabled again" if cause == "kill_switch" else "waits for a plan change"
+        if cause == "kill_switch":
+            return "when the flag is enabled again"
+        if cause == "plan":
+            return "when a pull request sets paused: false"
+    if state.status in ("paused", "rolled_back") and not rollout.retrying(state):
+        return "waits for a pull request that changes the plan"
     if rollout.due(state, now):
         what = "start" if state.status == "scheduled" else "next stage, gate permitting"
         return f"due now ({what}; at the next run)"
@@ -106,7 +109,7 @@ def text(snapshot_rows: list[Row], now: datetime) -> str:
             continue
         lines.append(f"    rollout of {render.plain(state.variant, 40)}: stage {state.stage_index + 1}/"
                      f"{len(state.stages)}, {state.percentage}%, {state.status}"
-                     + (f" ({render.plain(state.reason, 200)})" if state.reason else ""))
+                     + (f" - {render.plain(state.reason, 200)}" if state.reason else ""))
         lines.append(f"    next: {next_text(state, now)}")
         if state.last_gate is not None:
             gate = state.last_gate
@@ -130,7 +133,7 @@ def _span(delta: timedelta) -> str:
 
 @click.command(name="status")
 @click.argument("key", required=False)
-@click.option("--store", "store_url_", metavar="URL",
+@click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="Flag store: file:PATH or github-branch:BRANCH (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="Repository whose policy names the store (default: GITHUB_WORKSPACE or .).")
@@ -157,7 +160,7 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
             with tree:
                 policy = read_policy(tree)
     url = resolve_store_url(store, policy, directory)
-    snapshot = (services.open_store or default_open_store)(url, env).read()
+    snapshot = services.open_store(url, env).read()
     found = rows(snapshot, key)
     if format_ == "json":
         data = {"store": url, "version": snapshot.version, "applied_commit": snapshot.state.applied_commit,

@@ -423,7 +423,8 @@ class Backend(Protocol):
     where: str
 
     def location(self, environment: str) -> str:
-        """Where an environment's flags live (a key prefix, a database URL)."""
+        """Names where an environment's flags live (a key prefix, a database); kept in the state, so
+        never a secret."""
         ...
 
     def connect(self) -> AbstractAsyncContextManager[Connection]: ...
@@ -874,7 +875,10 @@ class DatabaseBackend:
         self.lease_seconds, self.wait_seconds = lease_seconds, wait_seconds
 
     def location(self, environment: str) -> str:
-        return self.url.replace(ENVIRONMENT, environment)
+        return environment if ENVIRONMENT in self.url else "the database"
+
+    def database(self, location: str) -> str:
+        return self.url.replace(ENVIRONMENT, location)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[Connection]:
@@ -1012,7 +1016,7 @@ class _DatabaseConnection:
         from litestar_flags.storage.database import DatabaseStorageBackend  # type: ignore[import-untyped]
         from sqlalchemy.ext.asyncio import async_sessionmaker
 
-        engine = self._engine(location)
+        engine = self._engine(self.backend.database(location))
         async with engine.begin() as c:  # what DatabaseStorageBackend.create(create_tables=True) does
             await c.run_sync(orm_registry.metadata.create_all)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
