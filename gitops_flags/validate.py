@@ -116,6 +116,8 @@ def _load(tree: Tree, path: str) -> tuple[Document | None, list[Problem]]:
         return doc, list(doc.warnings)
     try:
         raw = tree.read(path)
+    except ProblemError as e:  # GitTree: a symlink in the commit
+        return None, [e.problem]
     except PermissionError as e:  # DirTree: a symlink that leads outside the repository
         return None, [Problem(path, None, None, str(e).removeprefix(f"{path}: "), "error", "symlink-outside")]
     except OSError as e:

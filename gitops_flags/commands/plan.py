@@ -62,7 +62,9 @@ def _plan(
             click.echo(f"  {problem.location()}: {problem.severity}: {problem.message}", err=True)
         return None
     owners = codeowners.find_codeowners(base_tree)
-    entries = git.changed_files(repo, base_sha, head_sha)
+    # The PR's files, as GitHub lists them: changed since the merge base. Each is then compared between the
+    # base tip and the head, as `check` does, so a base that moved on is not mistaken for the PR's change.
+    entries = git.changed_files(repo, git.merge_base(repo, base_sha, head_sha), head_sha)
     changed = list(dict.fromkeys(p for e in entries for p in (e.old_path, e.path) if p))
     diff = changes.diff(base_tree, head_tree, policy, changed)
     if pull is not None:
