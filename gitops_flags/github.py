@@ -526,9 +526,17 @@ def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntr
 
 def merged_pull_of(items: Sequence[Mapping[str, Any]], sha: str) -> Mapping[str, Any] | None:
     """Of the PRs GitHub associates with a commit, the merged one that brought it in: the PR whose merge
-    commit it is, else the first merged PR (a rebase merge's earlier commits); None for a direct push."""
-    merged = [i for i in items if i.get("merged_at")]
+    commit it is, else the first merged PR (a rebase merge's earlier commits); None for a direct push.
+    Only PRs merged into the default branch count: a PR merged into another branch whose commits later
+    reached main unreviewed there must not vouch for them."""
+    merged = [i for i in items if i.get("merged_at") and _into_default_branch(i)]
     return next((i for i in merged if i.get("merge_commit_sha") == sha), merged[0] if merged else None)
+
+
+def _into_default_branch(item: Mapping[str, Any]) -> bool:
+    base = item.get("base") or {}
+    default = (base.get("repo") or {}).get("default_branch")
+    return default is None or base.get("ref") == default
 
 
 class MergedPulls:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import responses
+import yaml
 
 from gitops_flags import flagd, rollout
 from gitops_flags.actions_env import ActionsEnv
@@ -481,3 +482,19 @@ def test_status_of_paused_and_rolled_back(repo: FlagRepo, rsps: responses.Reques
     assert status.next_text(row.rollout, T0 + 3 * HOUR) == "waits for a pull request that changes the plan"
     paused = rollout.start(RolloutPlan(variant="on", paused=True), T0, 1)
     assert status.next_text(paused, T0) == "when a pull request sets paused: false"
+
+
+# --- the workflow users copy ---------------------------------------------------------------------------
+
+
+def test_rollout_workflow_schedule_concurrency_and_permissions() -> None:
+    path = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "flags-rollout.yml"
+    wf = yaml.safe_load(path.read_text().replace("\non:", '\n"on":'))
+    assert wf["on"]["schedule"] == [{"cron": "*/15 * * * *"}]
+    assert "workflow_dispatch" in wf["on"]
+    assert wf["concurrency"] == {"group": "flag-store", "cancel-in-progress": False}
+    assert wf["permissions"] == {"contents": "write", "pull-requests": "write"}
+    [job] = wf["jobs"].values()
+    action = next(s for s in job["steps"] if s.get("uses") == "./")
+    assert action["with"]["command"] == "advance"
+    assert "github.event_name == 'schedule'" in job["if"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from pathlib import Path
 
@@ -348,7 +349,7 @@ def test_merged_pulls_finds_and_evaluates_a_merged_pr(rsps: responses.RequestsMo
     merge = "d" * 40
     merged = example("repos--list-pull-requests-associated-with-commit", number=9, merge_commit_sha=merge,
                      merged_at="2026-11-02T00:00:00Z", user={"login": "carol"},
-                     head={"sha": head}, base={"sha": base, "ref": "main"})
+                     head={"sha": head}, base={"sha": base, "ref": "master"})
     gh = MockGitHub(rsps)
     gh.get(f"/commits/{merge}/pulls", [merged], query={"per_page": "100"})
     gh.pages("/pulls/9/reviews", [review(1, "ann", "APPROVED", head)])
@@ -364,3 +365,16 @@ def test_merged_pulls_finds_and_evaluates_a_merged_pr(rsps: responses.RequestsMo
         ("GET", f"/repos/{REPO}/pulls/9/reviews"),
         ("GET", f"/repos/{REPO}/pulls/9/files"),
     ]
+
+
+def test_merged_pull_of_ignores_prs_merged_into_another_branch() -> None:
+    listed = "repos--list-pull-requests-associated-with-commit"
+    into_main = example(listed, number=4, merged_at="2026-11-02T00:00:00Z", merge_commit_sha="a" * 40)
+    into_release = copy.deepcopy(into_main)
+    into_release["number"] = 5
+    into_release["base"]["ref"] = "release-1"
+    into_release["base"]["repo"]["default_branch"] = "main"
+    into_main["base"]["ref"] = "main"
+    into_main["base"]["repo"]["default_branch"] = "main"
+    assert github.merged_pull_of([into_release], "a" * 40) is None
+    assert github.merged_pull_of([into_release, into_main], "a" * 40) == into_main

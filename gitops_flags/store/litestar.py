@@ -434,9 +434,7 @@ class LitestarFlagsStore:
     """A Store (see base.Store) applying flagd documents to litestar-flags storage."""
 
     def __init__(self, backend: Backend) -> None:
-        if _MISSING is not None:  # pragma: no cover
-            raise StoreError(f"{SCHEME}: stores need the optional extra: "
-                             f"pip install 'gitops-flags[litestar]' ({_MISSING})")
+        _require_extra()
         self.backend = backend
         self.where = backend.where
 
@@ -475,7 +473,7 @@ class LitestarFlagsStore:
 
     def drift(self) -> dict[str, Plan]:
         """environment → what the next write would change in litestar-flags storage (flags edited or
-        deleted outside gitops-flags). Empty when the storage serves exactly the documents."""
+        deleted outside gitops-flags, or a write not finished). Empty when storage serves the documents."""
         return self._run(self._drift())
 
     # --- async implementation ------------------------------------------------------------------------
@@ -513,7 +511,7 @@ class LitestarFlagsStore:
             return version
 
     async def _reconcile(self, conn: Connection, meta: Meta) -> None:
-        for location, wanted, managed in self._targets(meta):
+        for location, _, wanted, managed in self._targets(meta):
             flags = await conn.flags(location)
             actual = await flags.get(sorted(set(wanted) | set(managed)))
             todo = plan(wanted, {k: spec_of(f) for k, f in actual.items()}, managed)
@@ -536,12 +534,12 @@ class LitestarFlagsStore:
             if meta is None:
                 return {}
             out = {}
-            for location, wanted, managed in self._targets(meta):
+            for location, label, wanted, managed in self._targets(meta):
                 flags = await conn.flags(location)
                 actual = await flags.get(sorted(set(wanted) | set(managed)))
                 todo = plan(wanted, {k: spec_of(f) for k, f in actual.items()}, managed)
                 if todo:
-                    out[location] = todo
+                    out[label] = todo
             return out
 
     async def _with_connection(self, use: Callable[[Connection], Awaitable[T]]) -> T:
@@ -550,12 +548,15 @@ class LitestarFlagsStore:
 
     # --- helpers -------------------------------------------------------------------------------------
 
-    def _targets(self, meta: Meta) -> list[tuple[str, dict[str, Spec], list[str]]]:
-        """(location, wanted specs, managed keys) for every location that holds or will hold flags."""
+    def _targets(self, meta: Meta) -> list[tuple[str, str, dict[str, Spec], list[str]]]:
+        """(location, environment, wanted specs, managed keys) for every location that holds or will
+        hold flags; a location no environment uses any more is named by itself."""
         documents = self._documents(meta)
+        labels = {self.backend.location(env): env for env in documents}
         wanted = {self.backend.location(env): environment_specs(doc, env) for env, doc in documents.items()}
         locations = sorted(set(wanted) | set(meta.managed))
-        return [(loc, wanted.get(loc, {}), meta.managed.get(loc, [])) for loc in locations]
+        return [(loc, labels.get(loc, loc), wanted.get(loc, {}), meta.managed.get(loc, []))
+                for loc in locations]
 
     def _locations(self, documents: Mapping[str, Any]) -> None:
         seen: dict[str, str] = {}
@@ -605,6 +606,12 @@ class LitestarFlagsStore:
             if isinstance(exc, OSError) or module.startswith(("redis.", "sqlalchemy.", "sqlite3", "asyncpg")):
                 raise StoreError(f"litestar-flags storage at {self.where} failed: {exc}") from exc
             raise
+
+
+def _require_extra() -> None:
+    if _MISSING is not None:  # pragma: no cover - only without the extra
+        raise StoreError(f"{SCHEME}: stores need the optional extra: pip install 'gitops-flags[litestar]' "
+                         f"({_MISSING})")
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
@@ -1055,6 +1062,7 @@ def open_litestar_store(location: str) -> LitestarFlagsStore:
 
     Redis URLs take two extra query parameters, removed before connecting: `prefix` (default
     `feature_flags:{environment}:`) and `state_prefix` (default `gitops_flags:`)."""
+    _require_extra()
     if location == "memory" or location.startswith("memory:"):
         return LitestarFlagsStore(MemoryBackend(location.partition(":")[2]))
     scheme = location.partition(":")[0].lower()
