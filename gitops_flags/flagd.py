@@ -61,7 +61,15 @@ def compile_flag(flag: Flag, environment: str, rollout: RolloutState | None, com
     for rule in env.rules:
         _require_variant(flag, rule.variant, f"{where}: rule {rule.name or rule.variant!r}")
 
-    metadata: dict[str, str | int | bool] = {"gitopsCommit": commit}
+    # flagd documents have no name, description or tags: carry them as metadata (a flagd client can read
+    # them, and the litestar-flags backend maps them back onto its own fields).
+    metadata: dict[str, str | int | bool] = {"gitopsCommit": commit, "gitopsType": flag.type}
+    if flag.name:
+        metadata["gitopsName"] = flag.name
+    if flag.description:
+        metadata["gitopsDescription"] = flag.description
+    if flag.tags:
+        metadata["gitopsTags"] = ",".join(flag.tags)
     fallback: JsonLogic | str | None = None
     if rollout is not None:
         _require_variant(flag, rollout.variant, f"{where}: rollout")

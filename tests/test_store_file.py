@@ -341,7 +341,10 @@ def test_open_store_urls(tmp_path: Path) -> None:
 def test_store_url_from_the_policy() -> None:
     assert store_url(StoreConfig()) == "file:.flag-store"
     assert store_url(StoreConfig(type="github-branch", branch="flags-live")) == "github-branch:flags-live"
-    with pytest.raises(StoreError, match="not supported yet"):
+    assert store_url(StoreConfig(type="litestar-flags", url="redis://127.0.0.1:6379/0")) == (
+        "litestar-flags:redis://127.0.0.1:6379/0"
+    )
+    with pytest.raises(StoreError, match="needs `url`"):
         store_url(StoreConfig(type="litestar-flags"))
 
 

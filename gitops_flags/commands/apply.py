@@ -54,7 +54,7 @@ class Options:
 
 @click.command(name="apply")
 @click.option("--store", "store_arg", metavar="URL", envvar="GITOPS_FLAGS_STORE",
-              help="file:PATH or github-branch:BRANCH (default: the policy's store).")
+              help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
               show_default=True, help="The flag repository (a git clone with full history).")
 @click.option("--rev", default="HEAD", show_default=True, help="The default branch's head to reconcile to.")

@@ -4,6 +4,8 @@
 
     file:PATH              a directory (the default outside GitHub Actions)
     github-branch:BRANCH   the same files on a branch of the repository, through the Git data API
+    litestar-flags:URL     litestar-flags' own storage (redis://…, sqlite+aiosqlite:///…, memory:), one
+                           store per environment; needs the `gitops-flags[litestar]` extra
 
 PyGithub is imported only when a github-branch store is opened.
 """
@@ -31,7 +33,7 @@ __all__ = [
     "update",
 ]
 
-SCHEMES = ("file", "github-branch")
+SCHEMES = ("file", "github-branch", "litestar-flags")
 
 
 def open_store(url: str, *, repo: Any = None) -> Store:
@@ -53,6 +55,10 @@ def open_store(url: str, *, repo: Any = None) -> Store:
         from .github_branch import GitHubBranchStore
 
         return GitHubBranchStore(repo, rest)
+    if scheme == "litestar-flags":
+        from .litestar import open_litestar_store
+
+        return open_litestar_store(rest)
     raise StoreError(f"store URL {url!r} has an unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
 
 
@@ -62,4 +68,6 @@ def store_url(config: StoreConfig) -> str:
         return f"file:{config.path}"
     if config.type == "github-branch":
         return f"github-branch:{config.branch}"
-    raise StoreError(f"store type {config.type!r} is not supported yet; use file or github-branch")
+    if config.type == "litestar-flags" and config.url:
+        return f"litestar-flags:{config.url}"
+    raise StoreError(f"store type {config.type!r} needs `url` (litestar-flags) or is unknown; use file, github-branch or litestar-flags")

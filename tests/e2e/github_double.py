@@ -842,7 +842,8 @@ class GitHubDouble:
                     content=base64.encodebytes(self.git.blob(blob)).decode(), sha=blob,
                     url=f"{self.repo_url}/contents/{path}?ref={ref}",
                     git_url=f"{self.repo_url}/git/blobs/{blob}",
-                    html_url=f"{self.html_url}/blob/{ref}/{path}", download_url=f"{self.html_url}/raw/{ref}/{path}")
+                    html_url=f"{self.html_url}/blob/{ref}/{path}",
+                    download_url=f"{self.html_url}/raw/{ref}/{path}")
         body["_links"] = {"self": body["url"], "git": body["git_url"], "html": body["html_url"]}
         return body
 
