@@ -199,8 +199,9 @@ def test_document_shape_and_metadata() -> None:
     assert set(doc["flags"]) == {"checkout", "limits"}  # theme has no production section
     checkout = doc["flags"]["checkout"]
     assert checkout["state"] == "DISABLED"
-    assert checkout["metadata"] == {"gitopsCommit": "abc123", "gitopsRolloutPercentage": 25, "gitopsType": "boolean",
-                                    "gitopsRolloutStatus": "running", "gitopsRolloutVariant": "on"}
+    assert checkout["metadata"] == {"gitopsCommit": "abc123", "gitopsRolloutPercentage": 25,
+                                    "gitopsType": "boolean", "gitopsRolloutStatus": "running",
+                                    "gitopsRolloutVariant": "on"}
     named = Flag.model_validate({**other.model_dump(by_alias=True), "name": "Theme", "description": "Colours",
                                  "tags": ["ui", "q1"]})
     meta = flagd.compile_flag(named, "staging", None, "abc123")["metadata"]

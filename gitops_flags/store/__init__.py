@@ -70,4 +70,7 @@ def store_url(config: StoreConfig) -> str:
         return f"github-branch:{config.branch}"
     if config.type == "litestar-flags" and config.url:
         return f"litestar-flags:{config.url}"
-    raise StoreError(f"store type {config.type!r} needs `url` (litestar-flags) or is unknown; use file, github-branch or litestar-flags")
+    raise StoreError(
+        f"store type {config.type!r} needs `url` (litestar-flags) or is unknown; "
+        "use file, github-branch or litestar-flags"
+    )
