@@ -22,7 +22,7 @@ from responses import matchers
 
 from gitops_flags import github
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "github-api"
+SHARED = Path(__file__).resolve().parent / "fixtures" / "github-api"
 API = "https://api.github.com"
 WIRE = "https://api.github.com:443"  # PyGithub's requests name the port: register mocks under this prefix
 REPO = "octo-org/flags"

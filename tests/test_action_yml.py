@@ -12,7 +12,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = ROOT.parent / "shared" / "github-api" / "schemas"
+SCHEMAS = ROOT / "tests" / "fixtures" / "github-api" / "schemas"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 

@@ -32,7 +32,7 @@ API = "https://api.github.com"
 REPO = "octocat/Hello-World"
 BASE = f"{API}/repos/{REPO}"
 BASE_RE = r"https://api\.github\.com(?::443)?/repos/octocat/Hello-World"  # PyGithub sends the :443
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "github-api" / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "github-api" / "examples"
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 GIT_USER = {"name": "github-actions[bot]", "email": "41898282+github-actions[bot]@users.noreply.github.com",
             "date": "2026-12-01T09:00:00Z"}

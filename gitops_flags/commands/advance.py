@@ -271,11 +271,13 @@ def gates_needed(snapshot: StoreSnapshot, heads: Callable[[str], Head], now: dat
 
 def audit_record(key: str, environment: str, before: RolloutState, event: rollout.Event,
                  run_url: str | None) -> dict[str, Any]:
+    summary = f"{event.kind} {event.before}% → {event.after}% (stage {event.stage_label})"
     record: dict[str, Any] = {
-        "time": event.at.isoformat(),
+        "time": event.at.isoformat().replace("+00:00", "Z"),  # the same form as apply's records
         "command": "advance",
         "change_type": "rollout",
         "event": event.kind,
+        "summary": f"{summary}: {event.reason}" if event.reason else summary,
         "flag": key,
         "environment": environment,
         "variant": before.variant,

@@ -260,7 +260,7 @@ PEOPLE = {
     "compliance": ["cora"],
     "schema-reviewers": ["rita", "rob"],
     "web": ["mira", "wendy", "alice"],
-    "checkout": ["carl", "mira", "alice"],
+    "checkout": ["carl", "alice"],
     "search": ["mira"],
     "platform": ["pat", "mira"],
     "platform-admins": ["pat"],
