@@ -2,8 +2,9 @@
 
 For PRs that change 1, 50 and 300 flags (each flag toggled in production under the repository's example
 policy), with a local checkout holding the base and head commits:
-  - "no reviews": the PR was just opened (no team lookups);
-  - "1 approval": a manager approved (the policy's teams are read).
+  - "opened": a fresh PR (no comments yet, nobody requested): status, comment and a review request;
+  - "no reviews": a later run, the sticky comment exists and is unchanged (no team lookups);
+  - "1 approval": a manager approved (the policy's teams are read, the comment is edited).
 Wall time covers the whole command: API calls (mocked, PyGithub's pauses off), reading git objects,
 diff, evaluation, rendering. The last line measures one run with PyGithub's production pauses on.
 
@@ -75,8 +76,8 @@ def make_repo(where: Path, n: int) -> tuple[Path, str, str, list[str]]:
     return root, base, git(root, "rev-parse", "HEAD"), paths
 
 
-def one_run(root: Path, base: str, head: str, paths: list[str], approved: bool, pauses: bool = False
-            ) -> tuple[int, float, int]:
+def one_run(root: Path, base: str, head: str, paths: list[str], approved: bool, pauses: bool = False,
+            fresh: bool = False) -> tuple[int, float, int]:
     def factory(api_url: str, token: str | None, repository: str) -> github.GitHubClient:
         gh = github.connect(api_url, token, retry=fx.retry_policy(), pauses=pauses)
         return github.GitHubClient(gh, repository)
@@ -85,9 +86,10 @@ def one_run(root: Path, base: str, head: str, paths: list[str], approved: bool, 
         gh = fx.MockGitHub(rsps, repo=REPO)
         reviews = [fx.review(1, "mia", "APPROVED", head)] if approved else []
         data = fx.pull(5, base_sha=base, head_sha=head, changed_files=len(paths),
-                       requested_teams=["eng-managers"])
-        gh.pull(data, files=[fx.file_entry(p) for p in paths], reviews=reviews)
-        gh.writes(5, head)
+                       requested_teams=[] if fresh else ["eng-managers"], comments=0 if fresh else 1)
+        gh.pull(data, files=[fx.file_entry(p) for p in paths], reviews=reviews,
+                comments=[] if fresh else [fx.comment(900, sticky(root, base, head, paths))])
+        gh.writes(5, head, comment_id=900)
         gh.team("acme", "eng-managers", ["mia"])
         gh.team("acme", "web", ["mia"])
         gh.team("acme", "qa", ["quinn"])
@@ -100,6 +102,26 @@ def one_run(root: Path, base: str, head: str, paths: list[str], approved: bool, 
         return len(rsps.calls), elapsed, code
 
 
+def sticky(root: Path, base: str, head: str, paths: list[str]) -> str:
+    """The comment an earlier run (no reviews) posted: captured from a dry run's output."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        gh = fx.MockGitHub(rsps, repo=REPO)
+        data = fx.pull(5, base_sha=base, head_sha=head, changed_files=len(paths), comments=0,
+                       requested_teams=["eng-managers"])
+        gh.pull(data, files=[fx.file_entry(p) for p in paths])
+        gh.writes(5, head)
+
+        def factory(api_url: str, token: str | None, repository: str) -> github.GitHubClient:
+            return github.GitHubClient(github.connect(api_url, token, retry=fx.retry_policy(), pauses=False),
+                                       repository)
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            check.run(check.Options(repo=REPO, pr=5, checkout=root), ActionsEnv(repository=REPO, run_id="1"),
+                      factory)
+        return str(next(fx.body_of(c)["body"] for c in rsps.calls if c.request.method == "POST"
+                        and (c.request.url or "").endswith("/issues/5/comments")))
+
+
 def main() -> None:
     print(f"{'changed flags':>13} | {'reviews':>10} | {'requests':>8} | {'wall time (median of 3)':>24} "
           "| exit")
@@ -107,13 +129,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 50, 300):
             root, base, head, paths = make_repo(Path(tmp), n)
-            for approved in (False, True):
-                runs = [one_run(root, base, head, paths, approved) for _ in range(3)]
+            for label, approved, fresh in (("opened", False, True), ("no reviews", False, False),
+                                           ("1 approval", True, False)):
+                runs = [one_run(root, base, head, paths, approved, fresh=fresh) for _ in range(3)]
                 requests = runs[0][0]
                 wall = statistics.median(r[1] for r in runs)
-                label = "1 approval" if approved else "none"
                 print(f"{n:>13} | {label:>10} | {requests:>8} | {wall * 1000:>21.0f} ms | {runs[0][2]}")
-        requests, wall, _ = one_run(*make_repo(Path(tmp) / "paused", 1), approved=False, pauses=True)
+        requests, wall, _ = one_run(*make_repo(Path(tmp) / "paused", 1), approved=False, pauses=True,
+                                    fresh=True)
         print(f"\nwith PyGithub's production pauses (0.25 s between requests, 1 s between writes), 1 flag: "
               f"{requests} requests, {wall:.2f} s")
 

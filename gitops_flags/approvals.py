@@ -140,7 +140,7 @@ def _review_order(review: Review) -> tuple[int, float, int]:
     if review.submitted_at:
         try:
             when = datetime.fromisoformat(review.submitted_at)
-        except ValueError:
+        except (TypeError, ValueError):
             pass
         else:
             return (0, (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp(), review.id)

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from gitops_flags.problems import Problem
+from gitops_flags.problems import Problem, ProblemError
 from gitops_flags.tree import Tree
 
 LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
@@ -132,7 +132,13 @@ def owners_for(codeowners_text: str, path: str) -> list[str]:
 def find_codeowners(tree: Tree) -> CodeOwners:
     """The CODEOWNERS file GitHub would use at this revision; an empty CodeOwners(file="") when none."""
     for location in LOCATIONS:
-        raw = tree.read(location)
+        try:
+            raw = tree.read(location)
+        except ProblemError as exc:  # a symlink, say: no rules (code-owner steps stay pending), never a crash
+            problem = exc.problem
+            message = f"{problem.message}; no code owners are read from it"
+            return CodeOwners(location, (), (_warning(location, problem.line, problem.col, message,
+                                                      "codeowners-unreadable"),))
         if raw is None:
             continue
         if len(raw) >= MAX_BYTES:

@@ -83,7 +83,10 @@ def merge_base(repo_dir: Path | str, a: str, b: str) -> str:
     try:
         return _git(repo, "merge-base", sha_a, sha_b).decode().strip()
     except GitopsFlagsError:
-        raise GitopsFlagsError(f"revisions {a!r} and {b!r} have no common ancestor") from None
+        reason = f"revisions {a!r} and {b!r} have no common ancestor"
+        if _is_shallow(repo):  # the usual cause in CI: the ancestor was not fetched
+            reason += " in this shallow clone (fetch more history, e.g. checkout with fetch-depth: 0)"
+        raise GitopsFlagsError(reason) from None
 
 
 def commits_between(repo_dir: Path | str, base: str, head: str) -> list[str]:

@@ -3,8 +3,10 @@
 PyGithub supplies authentication, GitHub Enterprise Server base URLs, `GithubRetry` (5xx and rate limits,
 honouring `retry-after`) and its exceptions. The adapter sends each request itself through PyGithub's
 requester, so the number of requests is a property of this module, not of lazy objects: one evaluation
-of a PR with at most 100 files and no team lookups costs 6 (pull, files, reviews, comments, one comment
-write, one status), plus one page per further 100 files, reviews or comments.
+of a PR with at most 100 files and no team lookups costs 6 on its first run (pull, files, reviews, status,
+comment, review request: a PR without comments has no sticky comment to list) and 5 on later runs (pull,
+files, reviews, comment list, status), plus the edit and a review request only when something changed,
+and one page per further 100 files, reviews or comments.
 
 Responses are turned into plain values by the pure `parse_*` functions beside the calls. Errors become
 `GitHubError`s whose message names what was attempted and the token permission it needs.
@@ -13,14 +15,21 @@ Responses are turned into plain values by the pure `parse_*` functions beside th
 from __future__ import annotations
 
 import base64
+import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from github import Auth, Github, GithubException, GithubRetry
+from github.GithubException import RateLimitExceededExceedsMaxWait
+from urllib3 import Retry
+from urllib3.exceptions import InvalidHeader
 
 from . import approvals, changes, codeowners, validate
 from .model import POLICY_PATH
@@ -56,26 +65,78 @@ class TooManyFiles(GitHubError):
     """The PR changes more files than the API lists: evaluating a partial list would be unsafe."""
 
 
-def production_retry() -> GithubRetry:
+class CappedRetry(GithubRetry):
+    """`GithubRetry` that also retries PATCH (editing the sticky comment is idempotent) and applies
+    `max_rate_limit_wait` to a `retry-after` header too: GithubRetry caps only the waits it computes from a
+    rate-limit message, so a `retry-after: 3600` would otherwise hold the job for an hour per retry."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allowed_methods", Retry.DEFAULT_ALLOWED_METHODS | {"GET", "POST", "PATCH"})
+        super().__init__(**kwargs)
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Retry:
+        if response is not None and self.max_rate_limit_wait is not None:
+            try:
+                wait = self.get_retry_after(response)
+            except InvalidHeader:
+                wait = None
+            if wait is not None and wait > self.max_rate_limit_wait:
+                try:
+                    data: Any = json.loads(self.get_content(response, url or ""))
+                except ValueError:
+                    data = None
+                headers = dict(response.headers)
+                raise RateLimitExceededExceedsMaxWait(response.status, data, headers, wait=wait)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def production_retry(*, total: int = 5, backoff_factor: float = 1.0, secondary_rate_wait: float = 60,
+                     max_rate_limit_wait: float = 300) -> GithubRetry:
     """Retries for real runs: 5xx and rate limits, honouring `retry-after`, at most 5 retries and 5 minutes
-    of rate-limit waiting (a job should fail with a clear message rather than hang for an hour)."""
-    return GithubRetry(total=5, backoff_factor=1.0, secondary_rate_wait=60, max_rate_limit_wait=300)
+    of rate-limit waiting (a job should fail with a clear message rather than hang for an hour). Tests pass
+    zero waits; the policy is otherwise the same."""
+    return CappedRetry(total=total, backoff_factor=backoff_factor, secondary_rate_wait=secondary_rate_wait,
+                       max_rate_limit_wait=max_rate_limit_wait)
 
 
 def connect(
     api_url: str, token: str | None, *, retry: GithubRetry | None = None, pauses: bool = True
 ) -> Github:
-    """A PyGithub client. `pauses=False` drops PyGithub's sleeps between requests (tests, benchmarks)."""
+    """A PyGithub client. Reads are not paced (one evaluation makes about six); writes wait one second
+    between each, as GitHub asks of clients that create content, unless GITOPS_FLAGS_WRITE_PAUSE says
+    otherwise (seconds; 0 turns it off, e.g. against a GitHub Enterprise Server without secondary limits).
+    `pauses=False` drops every pause (tests, benchmarks)."""
     return Github(
         auth=Auth.Token(token) if token else None,
         base_url=api_url.rstrip("/"),
         per_page=PER_PAGE,
         retry=retry if retry is not None else production_retry(),
-        seconds_between_requests=0.25 if pauses else None,
-        seconds_between_writes=1.0 if pauses else None,
+        seconds_between_requests=None,
+        seconds_between_writes=write_pause() if pauses else None,
         user_agent="gitops-flags",
         lazy=True,
     )
+
+
+def write_pause(environ: Mapping[str, str] | None = None) -> float | None:
+    raw = (os.environ if environ is None else environ).get("GITOPS_FLAGS_WRITE_PAUSE", "").strip()
+    if not raw:
+        return 1.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise GitopsFlagsError(f"GITOPS_FLAGS_WRITE_PAUSE={raw!r} is not a number of seconds") from None
+    if seconds < 0 or seconds != seconds:
+        raise GitopsFlagsError(f"GITOPS_FLAGS_WRITE_PAUSE={raw!r} must be 0 or more seconds")
+    return seconds or None
 
 
 # --- plain values from responses (pure) ------------------------------------------------------------------
@@ -97,6 +158,7 @@ class PullInfo:
     state: str
     draft: bool
     html_url: str
+    comments: int | None = None  # issue comments on the PR; 0 means there is no sticky comment to look for
 
     @property
     def from_fork(self) -> bool:
@@ -120,6 +182,7 @@ def parse_pull(data: Mapping[str, Any]) -> PullInfo:
         state=str(data.get("state") or ""),
         draft=bool(data.get("draft")),
         html_url=str(data.get("html_url") or ""),
+        comments=data["comments"] if isinstance(data.get("comments"), int) else None,
     )
 
 
@@ -197,19 +260,20 @@ def review_requests(
     awaited: Iterable[str], pull: PullInfo, reviews: Iterable[Review], owner: str
 ) -> tuple[list[str], list[str]]:
     """(logins, team slugs) to request: awaited now, not the author, not already requested, not already
-    reviewed. Teams of another organization cannot be requested on this repository and are left out."""
-    done = reviewed_by(reviews)
-    users: dict[str, None] = {}
-    teams: dict[str, None] = {}
+    reviewed. Teams of another organization cannot be requested on this repository and are left out.
+    Logins and slugs are case-insensitive: each is requested once."""
+    done = reviewed_by(reviews) | pull.requested_users | {pull.author.lower()}
+    users: dict[str, str] = {}
+    teams: dict[str, str] = {}
     for who in awaited:
         name = who.strip().lstrip("@")
         if "/" in name:
             org, _, slug = name.partition("/")
-            if org.lower() == owner.lower() and slug.lower() not in pull.requested_teams:
-                teams[slug] = None
-        elif name and name.lower() not in (pull.requested_users | done | {pull.author.lower()}):
-            users[name] = None
-    return list(users), list(teams)
+            if org.lower() == owner.lower() and slug and slug.lower() not in pull.requested_teams:
+                teams.setdefault(slug.lower(), slug)
+        elif name and name.lower() not in done:
+            users.setdefault(name.lower(), name)
+    return list(users.values()), list(teams.values())
 
 
 # --- the adapter ---------------------------------------------------------------------------------------
@@ -233,6 +297,9 @@ class GitHubClient:
             return self._requester.requestJsonAndCheck(verb, url, parameters=params, input=body)
         except GithubException as exc:
             raise _error(exc, what, permission, write=verb != "GET") from exc
+        except requests.exceptions.RetryError as exc:  # urllib3 gave up: every answer was a 5xx or a 403
+            raise GitHubError(f"cannot {what}: GitHub kept failing, and the retries ran out "
+                              f"({_reason(exc)}). Re-run the job later.") from exc
         except requests.RequestException as exc:
             raise GitHubError(f"cannot {what}: {type(exc).__name__}: {exc}") from exc
 
@@ -366,17 +433,36 @@ class GitHubClient:
                    "statuses: write", body=body)
 
     def request_reviewers(self, number: int, users: Sequence[str], teams: Sequence[str]) -> str | None:
-        """POST /repos/{repo}/pulls/{n}/requested_reviewers. A 422 (e.g. someone who is not a collaborator) is
-        returned as a warning, not raised: the evaluation stands without the request."""
-        body = {"reviewers": list(users), "team_reviewers": list(teams)}
+        """POST /repos/{repo}/pulls/{n}/requested_reviewers. A 422 (someone who is not a collaborator, or a
+        team the token cannot resolve) is returned as a warning, not raised: the evaluation stands without
+        the request. GitHub refuses the whole request for one bad team, and GITHUB_TOKEN cannot resolve
+        teams at all, so the users are then requested again on their own (one more request)."""
+        what = f"request reviews on #{number}"
+        url = f"{self._repo}/pulls/{number}/requested_reviewers"
         try:
-            self._call("POST", f"{self._repo}/pulls/{number}/requested_reviewers",
-                       f"request reviews on #{number}", "pull-requests: write", body=body)
+            self._call("POST", url, what, "pull-requests: write",
+                       body={"reviewers": list(users), "team_reviewers": list(teams)})
         except GitHubError as exc:
-            if exc.status == 422:
-                return str(exc)
-            raise
+            if exc.status != 422:
+                raise
+            warning = f"{exc} (requesting a team's review needs a token that can see the team: " + (
+                f"{TEAM_PERMISSION_HELP})")
+            if not (users and teams):
+                return warning if teams else str(exc)
+            try:
+                self._call("POST", url, what, "pull-requests: write",
+                           body={"reviewers": list(users), "team_reviewers": []})
+            except GitHubError as again:
+                if again.status != 422:
+                    raise
+                return f"{again}; {warning}"
+            return f"teams {', '.join(teams)} not requested: {warning}"
         return None
+
+
+def _reason(exc: requests.exceptions.RetryError) -> str:
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return str(getattr(reason, "args", [None])[0] or reason or exc)
 
 
 def parse_content(data: Any, path: str) -> bytes | None:
@@ -392,6 +478,11 @@ def _error(exc: GithubException, what: str, permission: str, *, write: bool) -> 
     status = exc.status
     data = exc.data if isinstance(exc.data, dict) else {}
     message = str(data.get("message") or exc.data or "")
+    headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+    if isinstance(exc, RateLimitExceededExceedsMaxWait) or status == 429 or (
+        status == 403 and ("rate limit" in message.lower() or headers.get("x-ratelimit-remaining") == "0")
+    ):
+        return GitHubError(f"cannot {what}: {_rate_limit_text(exc, message, headers)}", status)
     if status == 401:
         return GitHubError(
             f"cannot {what}: GitHub rejected the token (401 {message}). Check the github-token input or "
@@ -399,14 +490,28 @@ def _error(exc: GithubException, what: str, permission: str, *, write: bool) -> 
     if status == 403:
         text = (f"cannot {what}: GitHub answered 403 ({message}). The token needs the '{permission}' "
                 "permission (set it under `permissions:` in the workflow).")
-        if "rate limit" in message.lower():
-            text = f"cannot {what}: GitHub's rate limit was exceeded and retries ran out ({message})."
         return WriteForbidden(text, status) if write else GitHubError(text, status)
     if status == 404:
         return GitHubError(
             f"cannot {what}: GitHub answered 404 Not Found. Either it does not exist, or the token cannot "
             f"see it (it needs '{permission}').", status)
     return GitHubError(f"cannot {what}: GitHub answered {status} ({message}).", status)
+
+
+def _rate_limit_text(exc: GithubException, message: str, headers: Mapping[str, str]) -> str:
+    """Which limit, when it resets, and what to do (the retries, if any, already waited what they could)."""
+    primary = headers.get("x-ratelimit-remaining") == "0" or message.lower().startswith("api rate limit")
+    text = f"GitHub's {'primary' if primary else 'secondary'} rate limit was exceeded ({exc.status} " + (
+        f"{message or 'Too Many Requests'}).")
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, RateLimitExceededExceedsMaxWait) and wait is not None:
+        text += (f" GitHub asks to wait {wait:.0f} s, longer than this job waits for a rate limit, so it "
+                 "stops here instead of holding the runner.")
+    reset = headers.get("x-ratelimit-reset", "")
+    if primary and reset.isdigit():
+        text += f" It resets at {datetime.fromtimestamp(int(reset), UTC):%Y-%m-%d %H:%M:%S} UTC."
+    return text + (" Re-run the job after the reset (GITHUB_TOKEN allows 1,000 requests per hour per "
+                   "repository)." if primary else " Re-run the job in a few minutes.")
 
 
 # --- files at a commit ---------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,8 +28,13 @@ from .store.state import GateOutcome, GateResult
 Comparison = Literal["<", "<=", ">", ">=", "=="]
 MAX_BODY_BYTES = 1 << 20  # a health endpoint or an instant query answers in far less
 DETAIL_LIMIT = 300
-# Answers that say "this request cannot be judged", not "the service is unhealthy".
-INCONCLUSIVE_STATUSES = frozenset({401, 403, 404, 405, 407, 429})
+# Answers that say "this request cannot be judged" (our credentials, the URL, a rate limit) or "the
+# service could not be reached" (a gateway or load balancer answering for it), not "the service is
+# unhealthy". Any other unexpected status is a failure.
+INCONCLUSIVE_STATUSES = frozenset({401, 403, 404, 405, 407, 408, 429, 502, 503, 504})
+
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class GateUnreadable(Exception):
@@ -120,6 +127,26 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shown_url(url: str) -> str:
+    """The URL as details show it: without a query string or user info, which may carry a secret."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def inline_secret(url: str, variables: Mapping[str, str]) -> str | None:
+    """Why the gate holds an inline credential (never evaluated then), or None. Secrets must come from
+    environment variables: `variables` maps what the file names (a header, `token_env`) to a variable."""
+    if urlsplit(url).password is not None:
+        return f"{shown_url(url)} has a password in the URL; pass credentials with headers_from_env"
+    for what, variable in sorted(variables.items()):
+        if not ENV_NAME.match(variable):
+            return (f"{what} does not name an environment variable (an inline value?); credentials "
+                    "come only from environment variables: name the one that holds it")
+    return None
+
+
 def _result(outcome: GateOutcome, detail: str, at: datetime) -> GateResult:
     if len(detail) > DETAIL_LIMIT:
         detail = detail[: DETAIL_LIMIT - 1] + "…"
@@ -155,6 +182,10 @@ def evaluate_http(check: HttpHealthCheck, env: Mapping[str, str], session: reque
         return _result("inconclusive", f"json_field {check.json_field} needs a threshold to compare with", at)
     if check.threshold is not None and check.json_field is None:
         return _result("inconclusive", "threshold needs a json_field naming the number to compare", at)
+    inline = inline_secret(check.url, {f"header {h}": v for h, v in check.headers_from_env.items()})
+    if inline is not None:
+        return _result("inconclusive", inline, at)
+    url = shown_url(check.url)
     headers: dict[str, str] = {}
     for header, variable in sorted(check.headers_from_env.items()):
         secret = env.get(variable)
@@ -164,21 +195,26 @@ def evaluate_http(check: HttpHealthCheck, env: Mapping[str, str], session: reque
     try:
         status, body = _get(session, check.url, headers, None, check.timeout_seconds)
     except GateUnreadable as exc:
-        return _result("inconclusive", f"GET {check.url}: {exc}", at)
+        return _result("inconclusive", f"GET {url}: {exc}", at)
     if status != check.expect_status:
-        outcome: GateOutcome = "inconclusive" if status in INCONCLUSIVE_STATUSES else "failed"
-        return _result(outcome, f"GET {check.url} answered {status}, expected {check.expect_status}", at)
+        # With a json_field the number is the verdict: an answer without it cannot be judged.
+        unreadable = status in INCONCLUSIVE_STATUSES or check.json_field is not None
+        outcome: GateOutcome = "inconclusive" if unreadable else "failed"
+        return _result(outcome, f"GET {url} answered {status}, expected {check.expect_status}", at)
     if check.json_field is None or check.threshold is None:
-        return _result("passed", f"GET {check.url} answered {status}", at)
+        return _result("passed", f"GET {url} answered {status}", at)
     try:
         value = as_number(json_field(_json(body), check.json_field), check.json_field)
     except GateUnreadable as exc:
-        return _result("inconclusive", f"GET {check.url}: {exc}", at)
+        return _result("inconclusive", f"GET {url}: {exc}", at)
     return _verdict(value, check, check.threshold, check.json_field, at)
 
 
 def evaluate_prometheus(check: PrometheusHealthCheck, env: Mapping[str, str], session: requests.Session, *,
                         at: datetime) -> GateResult:
+    inline = inline_secret(check.server, {"token_env": check.token_env} if check.token_env else {})
+    if inline is not None:
+        return _result("inconclusive", inline, at)
     headers: dict[str, str] = {}
     if check.token_env is not None:
         token = env.get(check.token_env)
@@ -192,7 +228,7 @@ def evaluate_prometheus(check: PrometheusHealthCheck, env: Mapping[str, str], se
             raise GateUnreadable(f"answered {status}")
         value, series = parse_prometheus_response(_json(body))
     except GateUnreadable as exc:
-        return _result("inconclusive", f"Prometheus query at {check.server}: {exc}", at)
+        return _result("inconclusive", f"Prometheus query at {shown_url(check.server)}: {exc}", at)
     note = f" (first of {series} series; aggregate the query to one)" if series > 1 else ""
     return _verdict(value, check, check.threshold, "query result", at, note)
 

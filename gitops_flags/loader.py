@@ -51,6 +51,7 @@ _YAML12_NUMBER = re.compile(
 # libyaml composes recursively in C and overflows the C stack on very deep input (a segfault, not an
 # exception), so depth beyond this is refused from the event stream before composing.
 _COMPOSER_SAFE_DEPTH = 1000
+_BOM = b"\xef\xbb\xbf"
 _BUSY = object()  # memo marker: this collection is being built (an alias to it is recursive)
 _SC = SafeConstructor()  # PyYAML's own constructors for the rare forms (timestamps, 0x1F, 1:30, .inf)
 # Tells plain text the resolver chose (1e3) from an explicit `!!str 12`.
@@ -77,6 +78,8 @@ class Document:
     data: Any  # plain Python values; aliases share objects, so treat them as read-only
     warnings: tuple[Problem, ...] = ()  # YAML 1.1 surprises (severity "error" for `on:`-style keys)
     node: Node | None = field(default=None, repr=False, compare=False)  # composed root, for positions
+    lines: _LineMap | None = field(default=None, repr=False, compare=False)  # see _line_map
+
 
     def position(self, loc: Sequence[str | int]) -> tuple[int, int]:
         """1-based (line, col) of the value at `loc` (a pydantic-style path of keys and indexes).
@@ -100,7 +103,7 @@ class Document:
                 found = node = node.value[part]
         if found is None:
             return (1, 1)
-        return (found.start_mark.line + 1, found.start_mark.column + 1)
+        return _where(found.start_mark, self.lines)
 
 
 def load_path(root: Path, rel: str, limits: Limits = DEFAULT_LIMITS) -> Document:
@@ -148,18 +151,19 @@ def load_bytes(raw: bytes, file: str, limits: Limits = DEFAULT_LIMITS) -> Docume
         line, col = _byte_position(raw, e.start)
         message = f"invalid UTF-8 (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
         _fail(file, line, col, message, "invalid-utf8")
+    lines = _line_map(raw)
     # Nesting needs one of these characters per level, so their count bounds the depth for free.
     bound = raw.count(b"[") + raw.count(b"{") + raw.count(b"-") + raw.count(b":") + raw.count(b"?")
     loader: yaml.SafeLoader | None = None
     try:
         loader = _Loader(raw)  # the pure-Python reader already checks characters here
         if bound > _COMPOSER_SAFE_DEPTH:
-            _check_depth(loader, file, limits)
+            _check_depth(loader, file, limits, lines)
             loader.dispose()
             loader = _Loader(raw)
         root = loader.get_single_node()
     except yaml.YAMLError as e:
-        raise ProblemError(_yaml_problem(e, raw, file)) from None
+        raise ProblemError(_yaml_problem(e, raw, file, lines)) from None
     except RecursionError:  # only the pure-Python fallback composer recurses in Python
         _fail(file, None, None, "nesting too deep to parse", "too-deep")
     finally:
@@ -170,19 +174,20 @@ def load_bytes(raw: bytes, file: str, limits: Limits = DEFAULT_LIMITS) -> Docume
         if root is None or (root.tag == _NULL and root.value == ""):  # nothing, or a lone `---`
             _fail(file, 1, 1, f"the file is empty; {expected}", "root-not-mapping")
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
-        line, col = root.start_mark.line + 1, root.start_mark.column + 1
+        line, col = _where(root.start_mark, lines)
         _fail(file, line, col, f"the top level is {kind}; {expected}", "root-not-mapping")
-    builder = _Builder(file, limits, shared=b"*" in raw)  # no '*' in the text: no aliases, no sharing
+    builder = _Builder(file, limits, shared=b"*" in raw, lines=lines)  # no '*': no aliases, no sharing
     data = builder.build(root)
-    return Document(file, data, tuple(builder.warnings), root)
+    return Document(file, data, tuple(builder.warnings), root, lines)
 
 
 # --- building plain data from nodes -----------------------------------------------------------------
 
 
 class _Builder:
-    def __init__(self, file: str, limits: Limits, shared: bool) -> None:
+    def __init__(self, file: str, limits: Limits, shared: bool, lines: _LineMap | None = None) -> None:
         self.file = file
+        self.lines = lines
         self.max_depth = limits.max_depth
         self.max_nodes = limits.max_nodes
         self.count = 0  # nodes so far, counting every use of an alias in full
@@ -330,7 +335,8 @@ class _Builder:
             if tag == _TIMESTAMP:
                 return _SC.construct_yaml_timestamp(node)
         except (ValueError, TypeError, AttributeError, IndexError):  # an explicit tag on text that won't fit
-            self.fail(node, f"{text!r} is not a valid {tag.rsplit(':', 1)[-1]}", "bad-value")
+            shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "…"
+            self.fail(node, f"{shown} is not a valid {tag.rsplit(':', 1)[-1]}", "bad-value")
         if tag in (_MERGE, _VALUE):  # `<<` or `=` where no special meaning applies: just text
             return text
         self.bad_tag(node)
@@ -368,11 +374,11 @@ class _Builder:
     # --- failures ---
 
     def warn(self, node: Node, message: str, severity: Severity, title: str) -> None:
-        mark = node.start_mark
-        self.warnings.append(Problem(self.file, mark.line + 1, mark.column + 1, message, severity, title))
+        line, col = _where(node.start_mark, self.lines)
+        self.warnings.append(Problem(self.file, line, col, message, severity, title))
 
     def fail(self, node: Node, message: str, title: str) -> NoReturn:
-        _fail(self.file, node.start_mark.line + 1, node.start_mark.column + 1, message, title)
+        _fail(self.file, *_where(node.start_mark, self.lines), message, title)
 
     def bad_tag(self, node: Node) -> NoReturn:
         tag = node.tag.replace(_T, "!!")
@@ -399,7 +405,7 @@ class _Builder:
             first = seen.setdefault(key, key_node)
             if first is not key_node:
                 same = "" if first.value == key_node.value else f" (the same key as {first.value!r})"
-                line = first.start_mark.line + 1
+                line = _where(first.start_mark, self.lines)[0]
                 message = (
                     f"duplicate key {key_node.value!r}{same}: it is already on line {line}; "
                     "YAML would silently keep only the last one"
@@ -439,7 +445,7 @@ def _lookup(node: MappingNode, part: str | int) -> tuple[Node, Node] | None:
 # --- errors from the parser -------------------------------------------------------------------------
 
 
-def _check_depth(loader: yaml.SafeLoader, file: str, limits: Limits) -> None:
+def _check_depth(loader: yaml.SafeLoader, file: str, limits: Limits, lines: _LineMap | None) -> None:
     """Walk the event stream (no nodes) to refuse deep nesting before libyaml's recursive composer sees it."""
     depth = 0
     get_event: Callable[[], Event] = loader.get_event
@@ -449,7 +455,7 @@ def _check_depth(loader: yaml.SafeLoader, file: str, limits: Limits) -> None:
         if cls is MappingStartEvent or cls is SequenceStartEvent:
             depth += 1
             if depth > limits.max_depth:
-                line, col = _at(event.start_mark)
+                line, col = _where(event.start_mark, lines)
                 _fail(file, line, col, f"nesting deeper than {limits.max_depth} levels", "too-deep")
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             depth -= 1
@@ -457,7 +463,7 @@ def _check_depth(loader: yaml.SafeLoader, file: str, limits: Limits) -> None:
             return
 
 
-def _yaml_problem(error: yaml.YAMLError, raw: bytes, file: str) -> Problem:
+def _yaml_problem(error: yaml.YAMLError, raw: bytes, file: str, lines: _LineMap | None) -> Problem:
     if isinstance(error, yaml.reader.ReaderError):  # a control character; libyaml gives a byte offset
         line, col = _byte_position(raw, error.position)
         code = error.character if isinstance(error.character, int) else ord(error.character)
@@ -466,30 +472,66 @@ def _yaml_problem(error: yaml.YAMLError, raw: bytes, file: str) -> Problem:
     if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
         return Problem(file, None, None, f"YAML error: {error}", "error", "yaml-syntax")
     mark = error.problem_mark
-    line, col = mark.line + 1, mark.column + 1
+    line, col = _where(mark, lines)
     problem = error.problem or "invalid YAML"
     if "another document" in problem or "<document start>" in problem:  # `---`, or text after `...`
         message = "a second YAML document starts here; a file holds one (remove the `---` or `...` separator)"
         return Problem(file, line, col, message, "error", "multiple-documents")
-    lines = raw.split(b"\n")
-    text_line = lines[mark.line] if mark.line < len(lines) else b""
+    split = raw.split(b"\n")
+    text_line = split[line - 1] if line <= len(split) else b""
+    if line == 1:
+        text_line = text_line.removeprefix(_BOM)  # libyaml's columns do not count a byte-order mark
     indent = text_line[: len(text_line) - len(text_line.lstrip(b" \t"))]
     if b"\t" in indent:
         message = "a tab is used for indentation; indent with spaces"
         return Problem(file, line, indent.index(b"\t") + 1, message, "error", "tab-indent")
+    if text_line.decode("utf-8", "replace")[col - 1 : col] == "\t":  # `-\tx`, `? \tx`
+        message = "a tab where YAML needs spaces (it takes tabs only inside values); use spaces"
+        return Problem(file, line, col, message, "error", "tab-indent")
     message = f"YAML syntax error: {problem}"
     if error.context:
-        where = f" on line {error.context_mark.line + 1}" if error.context_mark is not None else ""
+        where = f" on line {_where(error.context_mark, lines)[0]}" if error.context_mark is not None else ""
         message += f" ({error.context}{where})"
+    if lines is not None:
+        message += "; the file holds U+2028, U+2029 or U+0085, which YAML 1.1 reads as a line break"
     return Problem(file, line, col, message, "error", "yaml-syntax")
 
 
-def _at(mark: Any) -> tuple[int | None, int | None]:
-    return (None, None) if mark is None else (mark.line + 1, mark.column + 1)
+# libyaml line index -> (0-based line, columns before it on that line), for the rare file in which libyaml
+# (reading YAML 1.1) breaks lines where editors and GitHub do not: at U+0085, U+2028 and U+2029.
+_LineMap = tuple[tuple[int, int], ...]
+_PHANTOM_BREAKS = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+_BREAK = re.compile("(\r\n|\r|\n|\x85|\u2028|\u2029)")
+
+
+def _line_map(raw: bytes) -> _LineMap | None:
+    if not any(b in raw for b in _PHANTOM_BREAKS):
+        return None
+    parts = _BREAK.split(raw.decode("utf-8").removeprefix("\ufeff"))
+    table: list[tuple[int, int]] = []
+    line = offset = 0
+    for i in range(0, len(parts), 2):
+        table.append((line, offset))
+        separator = parts[i + 1] if i + 1 < len(parts) else "\n"
+        if separator in ("\x85", "\u2028", "\u2029"):
+            offset += len(parts[i]) + 1
+        else:
+            line, offset = line + 1, 0
+    return tuple(table)
+
+
+def _where(mark: Any, lines: _LineMap | None) -> tuple[int, int]:
+    """1-based (line, col) of a libyaml mark, as editors count them."""
+    if lines is None or mark.line >= len(lines):
+        return mark.line + 1, mark.column + 1
+    line, offset = lines[mark.line]
+    return line + 1, offset + mark.column + 1
 
 
 def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
     start = raw.rfind(b"\n", 0, offset) + 1
+    if start == 0 and raw.startswith(_BOM):
+        start = len(_BOM)  # a byte-order mark is not a column
     return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
 
 

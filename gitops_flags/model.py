@@ -11,7 +11,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    Tag,
+    field_validator,
+)
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DURATION_PATTERN = r"^([0-9]+[smhdw])+$"
@@ -113,16 +123,16 @@ class TargetingRule(_Strict):
 class HttpHealthCheck(_Strict):
     type: Literal["http"]
     url: str = Field(pattern=r"^https?://")
-    expect_status: int = Field(200, ge=100, le=599)
+    expect_status: StrictInt = Field(200, ge=100, le=599)
     json_field: str | None = Field(
         None, description="Dotted path of a number in the JSON body, e.g. data.error_rate"
     )
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
-    threshold: float | None = None
+    threshold: StrictFloat | None = None
     headers_from_env: dict[str, str] = Field(
         default_factory=dict, description="Header name → name of the environment variable holding its value"
     )
-    timeout_seconds: float = Field(10, gt=0, le=60)
+    timeout_seconds: StrictFloat = Field(10, gt=0, le=60)
 
 
 class PrometheusHealthCheck(_Strict):
@@ -130,12 +140,12 @@ class PrometheusHealthCheck(_Strict):
     server: str = Field(pattern=r"^https?://")
     query: str = Field(min_length=1)
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
-    threshold: float
+    threshold: StrictFloat
     token_env: str | None = Field(None, description="Environment variable holding a bearer token")
-    timeout_seconds: float = Field(10, gt=0, le=60)
+    timeout_seconds: StrictFloat = Field(10, gt=0, le=60)
 
 
-Stage = Annotated[int, Field(gt=0, le=100)] | StageName
+Stage = Annotated[StrictInt, Field(gt=0, le=100)] | StageName
 HealthCheck = Annotated[HttpHealthCheck | PrometheusHealthCheck, Field(discriminator="type")]
 
 
@@ -148,9 +158,17 @@ class RolloutPlan(_Strict):
         "1d", pattern=DURATION_PATTERN, description="Minimum time between stages: 90m, 2h, 1d"
     )
     start_at: datetime | None = None
-    paused: bool = False
+    paused: StrictBool = False
     health_check: HealthCheck | None = None
     on_failure: Literal["rollback", "pause"] = "rollback"
+
+    @field_validator("start_at", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        # pydantic would read a number as Unix seconds; in a file that is a mistake, not a time.
+        if isinstance(value, int | float):
+            raise ValueError("start_at must be a date and time such as 2026-12-01T09:00:00Z, not a number")
+        return value
 
     @field_validator("start_at")
     @classmethod
@@ -167,7 +185,7 @@ class RolloutPlan(_Strict):
 
 
 class EnvironmentState(_Strict):
-    enabled: bool = Field(description="false is the kill switch: flagd state DISABLED")
+    enabled: StrictBool = Field(description="false is the kill switch: flagd state DISABLED")
     default_variant: str | None = Field(None, description="Overrides the flag's default_variant here")
     rules: list[TargetingRule] = Field(default_factory=list, description="First match wins")
     rollout: RolloutPlan | None = None
@@ -199,7 +217,7 @@ class Flag(_Strict):
 
 class SchemaDoc(_Strict):
     name: str = Field(pattern=KEY_PATTERN)
-    version: int = Field(ge=1, description="A changed schema must raise its version")
+    version: StrictInt = Field(ge=1, description="A changed schema must raise its version")
     description: str = ""
     json_schema: dict[str, Any] = Field(alias="schema", description="A JSON Schema (draft 2020-12)")
 
@@ -225,7 +243,7 @@ class Match(_Strict):
     key: StrOrList | None = Field(None, description="Glob over flag keys / schema names")
     path: StrOrList | None = Field(None, description="Glob over file paths, relative to the repository root")
     tags: StrOrList | None = Field(None, description="Holds when the flag has any of these tags")
-    breaking: bool | None = None
+    breaking: StrictBool | None = None
     label: StrOrList | None = Field(None, description="Holds when the PR has any of these labels")
     any: list[Match] | None = None
     all: list[Match] | None = None
@@ -240,10 +258,10 @@ class PolicyRule(_Strict):
 class Step(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     role: str
-    approvals: int = Field(1, ge=1)
+    approvals: StrictInt = Field(1, ge=1)
     after: list[str] = Field(default_factory=list)
     when: Match | None = None
-    codeowner: bool = Field(
+    codeowner: StrictBool = Field(
         False, description="The approver must also own the changed file (base CODEOWNERS)"
     )
     description: str = ""
@@ -255,10 +273,10 @@ class Workflow(_Strict):
 
 
 class Options(_Strict):
-    allow_author: bool = False
-    distinct_approvers: bool = True
+    allow_author: StrictBool = False
+    distinct_approvers: StrictBool = True
     stale_approvals: Literal["content", "commit", "keep"] = "content"
-    count_bots: bool = False
+    count_bots: StrictBool = False
     on_unapproved: Literal["block", "warn"] = "block"
     webhook_env: str | None = Field(None, description="Environment variable holding a webhook URL")
 
@@ -279,6 +297,13 @@ class Policy(_Strict):
     workflows: dict[str, Workflow] = Field(min_length=1)
     options: Options = Field(default_factory=Options)
     store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # Literal[1] would take `true` as 1
+            raise ValueError(f"expected the format version 1, got {str(value).lower()}")
+        return value
 
     @property
     def schemas_dir(self) -> str:

@@ -116,12 +116,12 @@ def uses_codeowners(workflow: Workflow) -> bool:
 
 
 def _principals(entries: Iterable[str]) -> list[Principal]:
-    found: list[Principal] = []
+    found: dict[tuple[str, str], Principal] = {}  # `max`, `@max` and `MAX` are one person: keep the first
     for entry in entries:
         principal = parse_principal(entry)
-        if principal is not None and principal not in found:
-            found.append(principal)
-    return found
+        if principal is not None:
+            found.setdefault((principal.kind, principal.name), principal)
+    return list(found.values())
 
 
 # --- conditions ---------------------------------------------------------------------------------------

@@ -347,6 +347,7 @@ def audit_record(
         "outcome": result.outcome,
         "kind": change.kind,
         "key": change.key,
+        "flag": change.key if change.kind == "flag" else None,
         "environment": change.environment,
         "change_type": change.change_type,
         "summary": change.summary,

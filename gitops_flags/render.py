@@ -31,6 +31,7 @@ ANNOTATIONS_PER_SEVERITY = 10  # GitHub shows 10 error and 10 warning annotation
 COMMENT_PROBLEM_ROWS = 50  # the rest go to the job summary
 DIGEST_MAX_CHARS = 12_000  # above this the digest keeps only a hash (the comment needs the room)
 DELTA_MAX_LINES = 30
+MENTIONS_IN_HEADER = 50  # GitHub notifies at most 50 mentions per comment; the tables name everyone
 
 _DIGEST_RE = re.compile(r"<!-- gitops-flags:digest v1\.([A-Za-z0-9+/=]{1,200000}) -->")
 _LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
@@ -42,6 +43,8 @@ _NEWLINES = re.compile(r"[\r\n\t\u2028\u2029]+")
 _ZWSP = "&#8203;"  # zero-width space: breaks @mentions, #refs and autolinks without changing the text
 _MD_ESCAPED = frozenset("\\`*_[]()!~$")  # inline constructs: code, emphasis, links, images, strike, math
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", '"': "&quot;"}
+# what would open a heading, list, setext underline or thematic break at the start of a block
+_BLOCK_START = re.compile(r"[#=+-]|\d{1,9}[.)]")
 
 VERDICT_ICON = {"approved": "✅", "pending": "⏳", "rejected": "❌", "invalid": "🚫", "error": "⚠️"}
 STEP_ICON = {"satisfied": "✅", "pending": "⏳", "waiting": "🕓", "rejected": "❌", "skipped": "➖"}
@@ -78,14 +81,20 @@ def escape_md(text: object, limit: int | None = 500) -> str:
 
     HTML is entity-escaped, link/image/emphasis/code/math punctuation is backslash-escaped, `|` cannot split
     a cell, and a zero-width space after `@`, before a digit after `#`, and inside `://` / `www.` keeps
-    GitHub from creating mentions, issue references and autolinks. Long text is cut at `limit`.
+    GitHub from creating mentions, issue references and autolinks. Leading blanks are dropped and a leading
+    `#`, `-`, `+`, `=` or `1.` is escaped, so text that starts a line cannot open a heading, a list or a code
+    block. Long text is cut at `limit`.
     """
-    s = _clean(text, limit)
+    s = _clean(text, limit).lstrip()
+    lead = _BLOCK_START.match(s)
+    block_mark = lead.end() - 1 if lead else -1
     out: list[str] = []
     n = len(s)
     for i, ch in enumerate(s):
         nxt = s[i + 1] if i + 1 < n else ""
-        if ch in _HTML:
+        if i == block_mark:
+            out.append("\\" + ch + (_ZWSP if ch == "#" and nxt.isdigit() else ""))
+        elif ch in _HTML:
             out.append(_HTML[ch])
         elif ch in _MD_ESCAPED:
             out.append("\\" + ch)
@@ -408,7 +417,9 @@ def _head(evaluation: Evaluation, links: Links | None) -> list[str]:
         parts.append(escape_md(evaluation.message, 1000))
     who = awaited(evaluation)
     if who:
-        parts.append("**Awaiting:** " + ", ".join(mention(w) for w in who))
+        more = len(who) - MENTIONS_IN_HEADER
+        parts.append("**Awaiting:** " + ", ".join(mention(w) for w in who[:MENTIONS_IN_HEADER])
+                     + (f" and {more} more (see the changes)" if more > 0 else ""))
     return parts
 
 
@@ -470,7 +481,9 @@ def comment_markdown(
     body = "\n\n".join(parts) + "\n"
     if len(body) > COMMENT_LIMIT:  # only when the fixed parts alone are huge
         cut = f"\n\n… cut here: the full report is in {where}.\n"
-        body = body[: COMMENT_LIMIT - len(cut)] + cut
+        kept = body[: COMMENT_LIMIT - len(cut)]
+        # at a line end: a cut inside a mention or an entity could name someone else or show garbage
+        body = kept[: kept.rfind("\n") + 1 or len(kept)].rstrip("\n") + cut
     return body
 
 

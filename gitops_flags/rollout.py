@@ -5,27 +5,32 @@ can be replayed in a test. `apply` calls `start` / `reconcile_plan` when a merge
 rollout; the scheduled `advance` run calls `due` and `advance`. The rules are documented in
 docs/rollouts.md.
 
-Why a paused rollout carries its cause in `reason`: pauses come from four places (the plan, the kill
-switch, a failed gate, an inconclusive gate) and each ends differently, so the reason starts with a fixed
-prefix that `pause_cause` reads back.
+Pauses come from four places (the plan, the kill switch, a failed gate, an inconclusive gate) and each
+ends differently, so a paused rollout records its cause in `paused_by` (and says it in words in `reason`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from .model import RolloutPlan
-from .store.state import GateResult, RolloutEvent, RolloutHistoryEntry, RolloutState, plan_hash
+from .store.state import (
+    GATE_FAILED,
+    GATE_INCONCLUSIVE,
+    REASON_KILL_SWITCH,
+    REASON_PLAN,
+    GateResult,
+    OnFailure,
+    PauseCause,
+    RolloutEvent,
+    RolloutHistoryEntry,
+    RolloutState,
+    plan_hash,
+)
 
-OnFailure = Literal["rollback", "pause"]
-PauseCause = Literal["plan", "kill_switch", "gate_failed", "gate_inconclusive", "other"]
+__all__ = ["GATE_FAILED", "GATE_INCONCLUSIVE", "REASON_KILL_SWITCH", "REASON_PLAN", "OnFailure", "PauseCause"]
 
-REASON_PLAN = "paused by the plan (paused: true)"
-REASON_KILL_SWITCH = "kill switch: the flag is disabled in this environment"
-GATE_FAILED = "health gate failed"
-GATE_INCONCLUSIVE = "health gate inconclusive"
 MAX_HISTORY = 100  # pause/resume cycles must not grow state.json without bound
 
 
@@ -52,17 +57,7 @@ class Event:
 
 def pause_cause(state: RolloutState) -> PauseCause | None:
     """Why a paused rollout is paused (None when it is not paused)."""
-    if state.status != "paused":
-        return None
-    if state.reason == REASON_PLAN:
-        return "plan"
-    if state.reason == REASON_KILL_SWITCH:
-        return "kill_switch"
-    if state.reason.startswith(GATE_INCONCLUSIVE):
-        return "gate_inconclusive"
-    if state.reason.startswith(GATE_FAILED):
-        return "gate_failed"
-    return "other"
+    return state.paused_by if state.status == "paused" else None
 
 
 def started(state: RolloutState) -> bool:
@@ -128,9 +123,10 @@ def start(plan: RolloutPlan, now: datetime, pr: int | None) -> RolloutState:
         start_at=plan.start_at,
         pr=pr,
         plan_hash=plan_hash(plan),
+        on_failure=plan.on_failure,
     )
     if plan.paused:
-        return _pause(state, now, REASON_PLAN)
+        return _pause(state, now, "plan", REASON_PLAN)
     if plan.start_at is not None and plan.start_at > now:
         return state
     return _enter(state, 0, now, "started")
@@ -177,6 +173,7 @@ def _edit(state: RolloutState, plan: RolloutPlan, now: datetime, pr: int | None)
         stage_delay_seconds=plan.delay_seconds(),
         start_at=plan.start_at,
         plan_hash=plan_hash(plan),
+        on_failure=plan.on_failure,
     )
     if pause_cause(edited) in ("gate_failed", "gate_inconclusive", "other"):
         edited = _resume(edited, now)
@@ -192,9 +189,9 @@ def _switches(state: RolloutState, plan: RolloutPlan, enabled: bool, now: dateti
     if cause in ("gate_failed", "gate_inconclusive", "other"):
         return state
     if not enabled:
-        return state if cause == "kill_switch" else _pause(state, now, REASON_KILL_SWITCH)
+        return state if cause == "kill_switch" else _pause(state, now, "kill_switch", REASON_KILL_SWITCH)
     if plan.paused:
-        return state if cause == "plan" else _pause(state, now, REASON_PLAN)
+        return state if cause == "plan" else _pause(state, now, "plan", REASON_PLAN)
     if cause in ("plan", "kill_switch"):
         return _resume(state, now)
     return state
@@ -228,14 +225,15 @@ def advance(
     if outcome == "inconclusive":
         if retrying(state):
             return state, None  # still unknown: nothing to record, nobody to notify again
-        new = _pause(_update(state, last_gate=gate), now, _reason(GATE_INCONCLUSIVE, detail))
+        reason = _reason(GATE_INCONCLUSIVE, detail)
+        new = _pause(_update(state, last_gate=gate), now, "gate_inconclusive", reason)
         return new, _event(new, now, before, "paused", new.reason, gate)
     reason = _reason(GATE_FAILED, detail)
     if on_failure == "pause":
-        new = _pause(_update(state, last_gate=gate), now, reason)
+        new = _pause(_update(state, last_gate=gate), now, "gate_failed", reason)
         return new, _event(new, now, before, "paused", reason, gate)
-    new = _record(_update(state, status="rolled_back", percentage=0, reason=reason, last_gate=gate), now,
-                  "rolled_back")
+    back = _update(state, status="rolled_back", percentage=0, reason=reason, paused_by=None, last_gate=gate)
+    new = _record(back, now, "rolled_back")
     return new, _event(new, now, before, "rolled_back", reason, gate)
 
 
@@ -255,6 +253,7 @@ def _enter(state: RolloutState, index: int, now: datetime, event: RolloutEvent) 
         status="completed" if percentage >= 100 else "running",
         entered_at=now,
         reason="",
+        paused_by=None,
     )
     if event == "started" and percentage >= 100:
         new = _record(new, now, "started")
@@ -262,16 +261,17 @@ def _enter(state: RolloutState, index: int, now: datetime, event: RolloutEvent) 
     return _record(new, now, event)
 
 
-def _pause(state: RolloutState, now: datetime, reason: str) -> RolloutState:
-    return _record(_update(state, status="paused", reason=reason), now, "paused")
+def _pause(state: RolloutState, now: datetime, cause: PauseCause, reason: str) -> RolloutState:
+    return _record(_update(state, status="paused", paused_by=cause, reason=reason), now, "paused")
 
 
 def _resume(state: RolloutState, now: datetime) -> RolloutState:
     """Back to running at the same stage, which waits a full `stage_delay` again from now (a rollout
     that was never started goes back to scheduled)."""
     if not started(state):
-        return _record(_update(state, status="scheduled", reason=""), now, "resumed")
-    return _record(_update(state, status="running", reason="", entered_at=now), now, "resumed")
+        return _record(_update(state, status="scheduled", reason="", paused_by=None), now, "resumed")
+    running = _update(state, status="running", reason="", paused_by=None, entered_at=now)
+    return _record(running, now, "resumed")
 
 
 def _record(state: RolloutState, now: datetime, event: RolloutEvent) -> RolloutState:

@@ -56,6 +56,8 @@ Schema = Mapping[str, Any] | bool
 
 def is_breaking(old: Schema, new: Schema) -> tuple[bool, list[str]]:
     """(breaking, reasons). Reasons name the place (a dotted path into the value) and the narrowing."""
+    if _json(old) == _json(new):  # the same document accepts the same values, whatever its refs
+        return False, []
     reasons = _Compare(old, new).check(old, new, "")
     unique = list(dict.fromkeys(reasons))
     return bool(unique), unique
@@ -185,7 +187,8 @@ class _Compare:
             if not any(not self.check(old, b, where) for b in branches):
                 reasons.append(_at(where, "anyOf narrowed (no single branch accepts every old value)"))
         for key in sorted(set(new) - _HANDLED - _ANNOTATIONS):
-            if not self._same(old.get(key), new[key]):
+            # Compared with its keyword, so that an unchanged `$dynamicRef` counts as a ref to check.
+            if not self._same({key: old.get(key)}, {key: new[key]}):
                 reasons.append(_at(where, f"`{key}` changed; cannot tell whether it accepts every old value"))
         return reasons
 

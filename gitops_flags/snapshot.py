@@ -72,4 +72,7 @@ class PullSnapshot:
 
     def team(self, slug: str) -> TeamLookup:
         key = slug.lstrip("@").lower()
-        return self.teams.get(key, TeamLookup(None, f"team @{key} was not looked up"))
+        found = self.teams.get(key)
+        if found is None:  # a builder that kept GitHub's spelling ("Acme/QA"); slugs are case-insensitive
+            found = next((v for k, v in self.teams.items() if k.lstrip("@").lower() == key), None)
+        return found or TeamLookup(None, f"team @{key} was not looked up")

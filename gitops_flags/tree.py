@@ -34,21 +34,41 @@ class DictTree:
 
 
 class DirTree:
-    """A directory on disk. Symlinks that lead outside `root` are not followed (`read` raises)."""
+    """A directory on disk. Symlinks that lead outside `root` are not followed (`read` raises); `paths`
+    lists the files of a linked folder that stays inside, and records in `outside_links` the linked
+    folders it did not enter because they lead outside."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
+        self.outside_links: list[str] = []  # linked folders (relative paths) seen by the last `paths`
 
     def paths(self, prefix: str = "") -> Iterator[str]:
         base = self.root
+        inside = str(base).rstrip(os.sep) + os.sep
         found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        outside: list[str] = []
+        entered: set[str] = set()  # targets of the linked folders entered: each once, so links cannot loop
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
             rel_dir = Path(dirpath).relative_to(base).as_posix()
+            keep = []
+            for name in sorted(d for d in dirnames if d != ".git"):
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full):
+                    target = os.path.realpath(full)
+                    here = os.path.realpath(dirpath)
+                    if not (target + os.sep).startswith(inside):
+                        outside.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+                        continue
+                    if target in entered or (here + os.sep).startswith(target + os.sep):  # a loop
+                        continue
+                    entered.add(target)
+                keep.append(name)
+            dirnames[:] = keep
             for name in filenames:
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if rel.startswith(prefix):
                     found.append(rel)
+        self.outside_links = sorted(outside)
         return iter(sorted(found))
 
     def read(self, path: str) -> bytes | None:

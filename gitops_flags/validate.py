@@ -421,17 +421,29 @@ def model_problems(error: ValidationError, cls: type[BaseModel], doc: Document) 
                           where.key_error)
         key = where.path[: where.tagged_at] if where.tagged_at is not None else where.path
         grouped.setdefault(key, []).append((err, where))
+    # A misspelt required field (`defualt_variant`) is one mistake: its "did you mean" says it all, so the
+    # "missing required field" of the field it names is not reported as well.
+    meant: set[Path] = set()
+    for errs in grouped.values():
+        err, where = errs[0]
+        if err["type"] == "extra_forbidden" and where.path:
+            parent, _ = _unwrap(resolve_loc(cls, err["loc"][:-1]).annotation)
+            close = did_you_mean(where.path[-1], field_names(parent)) if _is_model(parent) else None
+            if close is not None:
+                meant.add((*where.path[:-1], close))
     problems: list[Problem] = []
     for key, errs in grouped.items():
         err, where = errs[0]
         path, prefix = where.path, where.path
+        if err["type"] == "missing" and path in meant:
+            continue
         if where.tagged_at is not None and len(errs) > 1:  # every member of a smart union failed
             members = dict.fromkeys(_describe_member(w.tag or "", key) for _, w in errs)
             got = show(_data_at(doc.data, key))
             message, title = f"expected {' or '.join(members)}, got {got}", "wrong-type"
             path = prefix = key
-        elif where.key_error:
-            message, title = f"the key {show(path[-1])} must be text; quote it", "wrong-type"
+        elif where.key_error or err["type"] == "invalid_key":  # `True:` or `1:` as a name, in a dict or model
+            message, title = f"the key {show(err.get('input'))} must be text; quote it", "wrong-type"
             prefix = path[:-1]
         elif err["type"] == "extra_forbidden":
             parent, _ = _unwrap(resolve_loc(cls, err["loc"][:-1]).annotation)
@@ -478,6 +490,7 @@ _SEMVER = re.compile(r"^[vV]?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]+)?$")
 _NUMERIC_OPERATORS = frozenset({"greater_than", "greater_or_equal", "less_than", "less_or_equal"})
 _TEXT_OPERATORS = frozenset({"contains", "starts_with", "ends_with"})
 _LIST_OPERATORS = frozenset({"in", "not_in"})
+_MAX_SAFE_INTEGER = 2**53  # the largest integer that a 64-bit float (JavaScript, Go's float64) holds exactly
 
 
 def _type_name(value: Any) -> str:
@@ -598,6 +611,9 @@ def _check_variants(
                        f"{hint}", "variant-type")
         elif flag.type == "number" and not math.isfinite(value):
             report.add(where, f"{show(value)} is not a finite number", "variant-type")
+        elif flag.type == "number" and isinstance(value, int) and abs(value) > _MAX_SAFE_INTEGER:
+            report.add(where, f"{show(value)} is beyond ±2^53: flagd and most SDKs hold numbers as 64-bit "
+                       "floats, so applications would get a rounded value", "unsafe-number", "warning")
         elif flag.type == "object":
             _json_problem(report, value, where)
     if flag.schema_ref is None:
@@ -690,7 +706,7 @@ def check_schema_doc(schema: SchemaDoc, path: str, doc: Document | None = None) 
         report.add(("schema", "$schema"), f"unknown JSON Schema dialect {show(declared)}; it is checked as "
                    f"draft 2020-12 ({_DRAFT_2020_12})", "unknown-dialect", "warning")
     cls = _validator_class(schema.json_schema)
-    meta = cls(cls.META_SCHEMA)
+    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as `check_schema` does: bad regexes
     errors = sorted(meta.iter_errors(schema.json_schema), key=lambda e: [str(p) for p in e.absolute_path])
     for err in errors:
         report.add(("schema", *err.absolute_path), f"not a valid JSON Schema: {_first_cause(err).message}",
@@ -889,6 +905,12 @@ def validate_tree(tree: Tree, policy: Policy | None, only: Iterable[str] | None 
         if wanted is None or path in wanted:
             message = f"not read: schema files live directly in {schemas_dir}/"
             problems.append(Problem(path, None, None, message, "warning", "misplaced-schema"))
+
+    if wanted is None and isinstance(tree, DirTree):  # linked folders the listing did not enter
+        for link in tree.outside_links:
+            if link.startswith(flags_dir + "/"):
+                message = "a symlink that leads outside the repository; the files in it are not read"
+                problems.append(Problem(link, None, None, message, "error", "symlink-outside"))
 
     changed_schemas = {_stem(p) for p in schema_paths if wanted is None or p in wanted}
     requested = [p for p in flag_paths if wanted is None or p in wanted]

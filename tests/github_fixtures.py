@@ -92,6 +92,9 @@ def pull(
     changed_files: int = 1,
     repo: str = REPO,
     head_repo: str | None = None,
+    comments: int = 10,
+    state: str = "open",
+    draft: bool = False,
 ) -> dict[str, Any]:
     data = _load("examples", "pulls--get")
     label = data["labels"][0]
@@ -107,8 +110,9 @@ def pull(
         "head": {"sha": head_sha, "ref": "feature", "repo": repo_obj(head_repo or repo)},
         "base": {"sha": base_sha, "ref": base_ref, "repo": repo_obj(repo)},
         "changed_files": changed_files,
-        "state": "open",
-        "draft": False,
+        "comments": comments,  # the example's 10: the sticky comment is looked for unless a test says 0
+        "state": state,
+        "draft": draft,
     })
     return result
 
@@ -152,13 +156,26 @@ def error_body(message: str, status: int = 403) -> dict[str, Any]:
     return {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)}
 
 
+def observed_error(case: str) -> tuple[int, dict[str, Any]]:
+    """(status, body) of a real GitHub error from `errors/observed-error-responses.json`, by the start of
+    its `case`; a body quoted only in part, or only as a message, is completed with a documentation_url."""
+    for item in _load("errors", "observed-error-responses")["observations"]:
+        if item["case"].startswith(case):
+            body = item.get("body") or item.get("body_partial") or {"message": item["message"]}
+            body = {"documentation_url": "https://docs.github.com/rest", **body}
+            return int(item["status"]), body
+    raise KeyError(case)
+
+
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 
 
-def retry_policy() -> GithubRetry:
-    """The retry policy tests control: 3 retries, no backoff, no rate-limit wait."""
-    return GithubRetry(total=3, backoff_factor=0, secondary_rate_wait=0)
+def retry_policy(max_rate_limit_wait: float = 300) -> GithubRetry:
+    """The production policy with the waits the tests control: 3 retries, no backoff, no secondary-limit
+    wait. (`responses` never sleeps; `max_rate_limit_wait` still decides whether a long wait is refused.)"""
+    return github.production_retry(total=3, backoff_factor=0, secondary_rate_wait=0,
+                                   max_rate_limit_wait=max_rate_limit_wait)
 
 
 def client(repo: str = REPO, api: str = API, retry: GithubRetry | None = None) -> github.GitHubClient:

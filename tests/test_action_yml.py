@@ -67,7 +67,10 @@ def test_pr_workflow_is_least_privilege_and_one_run_per_pr() -> None:
     assert "paths" not in wf["on"]["pull_request"]
     assert set(wf["on"]["pull_request_review"]["types"]) == {"submitted", "dismissed", "edited"}
     assert wf["permissions"] == {"contents": "read", "pull-requests": "write", "statuses": "write"}
-    assert wf["concurrency"]["group"] == "gitops-flags-${{ github.event.pull_request.number }}"
+    # per PR for every event that can run the check (issue_comment and workflow_dispatch name it elsewhere)
+    group = wf["concurrency"]["group"]
+    assert group.startswith("gitops-flags-${{ github.event.pull_request.number || github.event.issue.number")
+    assert "github.event.inputs.pr" in group
     assert wf["concurrency"]["cancel-in-progress"] is True
     steps = wf["jobs"]["check"]["steps"]
     checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout"))

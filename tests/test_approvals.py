@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import github_fixtures as gh
 import pytest
 
 from gitops_flags.approvals import Decisions, decisions, evaluate, teams_needed
@@ -195,6 +196,13 @@ CASES = [
     Case("logins compare case-insensitively", (rv("MAX"), rv("Quinn")),
          {"manager": "satisfied", "qa": "satisfied"}, "approved", {"manager": ("MAX",), "qa": ("Quinn",)}),
     Case("someone outside the role does not count", (rv("zed"),), {"manager": "pending"}),
+    Case("the author in an eligible team does not count", (rv("Mia"),), {"manager": "pending"},
+         pull={"author": "mia"}),
+    Case("two approvals by one person count once", (rv("rita"), rv("rita")),
+         {"review1": "pending"}, approved_by={"review1": ("rita",)}, change=schema(),
+         reason={"review1": "has 1"}),
+    Case("team slugs compare case-insensitively", (rv("max"),), {"manager": "satisfied"},
+         pull={"teams": {"ACME/Managers": TEAMS["acme/managers"]}}),
     # --- staleness ---
     Case("content: unchanged file keeps an old approval", (rv("max", commit=OLD),), {"manager": "satisfied"}),
     Case("content: changed file voids an old approval", (rv("max", commit=OLD),), {"manager": "pending"},
@@ -205,6 +213,10 @@ CASES = [
          options={"stale_approvals": "commit"}),
     Case("keep: never voided", (rv("max", commit=OLD),), {"manager": "satisfied"},
          change=flag(path="flags/other.yaml"), options={"stale_approvals": "keep"}),
+    Case("keep: a review naming no commit still counts", (rv("max", commit=None),), {"manager": "satisfied"},
+         options={"stale_approvals": "keep"}),
+    Case("commit: an approval of the head holds", (rv("max", commit=HEAD),), {"manager": "satisfied"},
+         change=flag(path="flags/other.yaml"), options={"stale_approvals": "commit"}),
     # --- assignment ---
     Case("one person, two roles, fills one step", (rv("mia"),), {"manager": "satisfied", "qa": "pending"},
          approved_by={"manager": ("mia",), "qa": ()}),
@@ -319,11 +331,27 @@ def test_unreadable_content_goes_to_warnings() -> None:
     assert any("could not read flags/prod_flag.yaml" in w for w in evaluation.warnings)
 
 
-def test_staleness_is_per_change() -> None:
-    """An old approval holds for the change whose file did not move on, not for the one that did."""
+@pytest.mark.parametrize(
+    ("mode", "states"),
+    [
+        ("content", ["satisfied", "pending"]),
+        ("commit", ["pending", "pending"]),
+        ("keep", ["satisfied", "satisfied"]),
+    ],
+)
+def test_staleness_is_per_change(mode: str, states: list[str]) -> None:
+    """A push touching one of two flags: under `content` an old approval holds for the flag that did not
+    move on, not for the one that did; `commit` voids both, `keep` neither."""
     changes = [flag(), flag("other")]
-    evaluation = evaluate(changes, POLICY, CODEOWNERS, snapshot(rv("max", commit=OLD)))
-    assert [r.steps[0].state for r in evaluation.changes] == ["satisfied", "pending"]
+    evaluation = evaluate(changes, policy(stale_approvals=mode), CODEOWNERS, snapshot(rv("max", commit=OLD)))
+    assert [r.steps[0].state for r in evaluation.changes] == states
+
+
+def test_changes_requested_on_an_old_commit_outlives_a_push_that_voids_approvals() -> None:
+    reviews = (rv("max", commit=OLD), rv("quentin", "CHANGES_REQUESTED", commit=OLD))
+    for mode in ("content", "commit", "keep"):
+        result = evaluate([flag("other")], policy(stale_approvals=mode), CODEOWNERS, snapshot(*reviews))
+        assert result.changes[0].steps[1].state == "rejected" and result.verdict == "rejected"
 
 
 def test_staleness_covers_every_file_of_the_change() -> None:
@@ -492,3 +520,52 @@ def test_determinism_across_runs() -> None:
     changes = [flag(), flag("pair_x"), schema(True), GOVERNANCE]
     assert evaluate(changes, POLICY, CODEOWNERS, pull) == evaluate(changes, POLICY, CODEOWNERS, pull)
     assert replace(pull) == pull
+
+
+# --- GitHub's review objects --------------------------------------------------------------------------
+
+
+def test_reviews_from_rest_and_webhooks() -> None:
+    rest = Review.from_github(gh.review(7, "Max", "APPROVED", HEAD))
+    assert (rest.id, rest.user, rest.state, rest.commit_id) == (7, "Max", "APPROVED", HEAD)
+    assert not rest.is_bot
+    dismissed = Review.from_github(gh.event("pull_request_review.dismissed")["review"])
+    submitted = Review.from_github(gh.event("pull_request_review.submitted")["review"])
+    assert (dismissed.state, submitted.state) == ("DISMISSED", "COMMENTED")  # webhooks: lower case
+    assert dismissed.user == "Codertocat" and dismissed.submitted_at == "2019-05-15T15:20:38Z"
+    ghost = Review.from_github(gh.example("pulls--list-reviews", user=None))
+    assert ghost.user == "" and not ghost.is_bot
+    assert Review.from_github(gh.review(1, "renovate[bot]", "APPROVED", HEAD)).is_bot
+    assert Review.from_github(gh.example("pulls--list-reviews", user=gh.user("ci-robot", "Bot"))).is_bot
+
+
+@pytest.mark.parametrize(
+    ("objects", "state"),
+    [
+        ([("max", "approved")], "satisfied"),
+        ([("max", "APPROVED"), ("max", "commented")], "satisfied"),
+        ([("max", "approved"), ("max", "dismissed")], "pending"),
+        ([("max", "changes_requested")], "rejected"),
+        ([("max", "CHANGES_REQUESTED"), ("max", "approved")], "satisfied"),
+        ([("max", "approved"), ("max", "PENDING")], "satisfied"),
+        ([(None, "APPROVED")], "pending"),  # a deleted account
+        ([("max", "PENDING")], "pending"),  # a draft review never counts
+    ],
+)
+def test_github_review_objects_decide_like_github(objects: list[tuple[str | None, str]], state: str) -> None:
+    reviews = []
+    for number, (login, review_state) in enumerate(objects, 1):
+        obj = gh.review(number, login or "x", review_state, HEAD, submitted_at=f"2026-11-20T10:00:0{number}Z")
+        if login is None:
+            obj["user"] = None
+        if review_state.upper() == "PENDING":
+            obj["submitted_at"] = None  # drafts have no submission time
+        reviews.append(Review.from_github(obj))
+    result = evaluate([flag()], POLICY, CODEOWNERS, snapshot(*reviews))
+    assert result.changes[0].steps[0].state == state
+
+
+def test_a_bot_in_a_role_never_counts_by_login_alone() -> None:
+    bot = Review.from_github(gh.review(1, "release-bot[bot]", "APPROVED", HEAD))  # type "User", but [bot]
+    assert evaluate([flag("bot_x")], POLICY, CODEOWNERS, snapshot(bot)).verdict == "pending"
+

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from github_fixtures import (
     error_body,
     event,
     file_entry,
+    observed_error,
     pull,
     requests_sent,
     review,
@@ -110,9 +112,11 @@ def run(repo: Path, *extra: str) -> int:
 
 def mock_pr(rsps: Mock, base: str, head: str, *, reviews: list[Any] | None = None,
             comments: list[Any] | None = None, files: tuple[str, ...] = ("flags/dark_mode.yaml",),
-            **pull_kw: Any) -> MockGitHub:
+            comment_count: int | None = None, **pull_kw: Any) -> MockGitHub:
     gh = MockGitHub(rsps, repo=REPO)
     pull_kw.setdefault("requested_teams", ["eng-managers"])
+    if comment_count is not None:
+        pull_kw["comments"] = comment_count
     gh.pull(pull(5, base_sha=base, head_sha=head, **pull_kw), files=[file_entry(f) for f in files],
             reviews=reviews or [], comments=comments or [])
     gh.writes(5, head, comment_id=900)
@@ -460,3 +464,217 @@ def test_output_text_uses_a_heredoc_for_multiline_values() -> None:
     assert text == "verdict=pending\nchanges<<EOF_X\n[1,\n2]\nEOF_X\n"
     with pytest.raises(ValueError):
         actions_env.output_text({"x": "a\nEOF_X"}, delimiter="EOF_X")
+
+
+# --- request budget, PR states --------------------------------------------------------------------------
+
+
+def test_first_run_with_a_review_request_stays_at_six_requests(rsps: Mock, repo: Any) -> None:
+    root, base, head = repo
+    mock_pr(rsps, base, head, requested_teams=[], comment_count=0)  # a fresh PR: no comments yet
+    assert run(root) == 0
+    assert requests_sent(rsps) == [
+        ("GET", f"/repos/{REPO}/pulls/5"),
+        ("GET", f"/repos/{REPO}/pulls/5/reviews"),
+        ("GET", f"/repos/{REPO}/pulls/5/files"),
+        ("POST", f"/repos/{REPO}/statuses/{head}"),
+        ("POST", f"/repos/{REPO}/issues/5/comments"),
+        ("POST", f"/repos/{REPO}/pulls/5/requested_reviewers"),
+    ]
+
+
+def test_a_closed_pr_is_left_alone(rsps: Mock, repo: Any, capsys: Capsys) -> None:
+    root, base, head = repo
+    mock_pr(rsps, base, head, state="closed")
+    assert run(root) == 0
+    assert requests_sent(rsps) == [("GET", f"/repos/{REPO}/pulls/5")]
+    assert "pull request #5 is closed" in capsys.readouterr().out
+
+
+def test_a_draft_pr_is_evaluated_but_nobody_is_asked_yet(rsps: Mock, repo: Any, capsys: Capsys) -> None:
+    root, base, head = repo
+    mock_pr(rsps, base, head, requested_teams=[], draft=True)
+    assert run(root) == 0
+    methods = [(m, p) for m, p in requests_sent(rsps) if m != "GET"]
+    assert methods == [("POST", f"/repos/{REPO}/statuses/{head}"),
+                       ("POST", f"/repos/{REPO}/issues/5/comments")]
+    assert status_sent(rsps)["state"] == "pending"
+    assert "requested once it is ready for review" in capsys.readouterr().out
+
+
+# --- the sticky comment ---------------------------------------------------------------------------------
+
+
+def test_the_sticky_comment_on_page_three_is_found_and_left_alone_when_unchanged(rsps: Mock,
+                                                                                 repo: Any) -> None:
+    root, base, head = repo
+    mock_pr(rsps, base, head)
+    assert run(root) == 0
+    first = comment_posted(rsps)
+    rsps.reset()
+    chatter = [comment(i, f"+1 number {i}", login=f"user{i}", kind="User") for i in range(1, 231)]
+    mock_pr(rsps, base, head, comments=[*chatter, comment(900, first)])
+    assert run(root) == 0
+    listed = [p for m, p in requests_sent(rsps) if p.endswith("/comments")]
+    assert listed == [f"/repos/{REPO}/issues/5/comments"] * 3
+    assert [m for m, _ in requests_sent(rsps)][-1] == "POST" and "/statuses/" in requests_sent(rsps)[-1][1]
+
+
+def test_a_copied_marker_from_the_author_is_not_taken_for_the_tools_comment(rsps: Mock, repo: Any) -> None:
+    root, base, head = repo
+    mock_pr(rsps, base, head)
+    assert run(root) == 0
+    first = comment_posted(rsps)
+    rsps.reset()
+    spoof = comment(5, first.replace("gitops-flags: pending", "gitops-flags: approved"), login="author",
+                    kind="User", association="OWNER")  # the PR's author, even as an owner, is not trusted
+    mock_pr(rsps, base, head, reviews=[review(1, "mia", "APPROVED", head)],
+            comments=[spoof, comment(900, first)])
+    gh = MockGitHub(rsps, repo=REPO)
+    gh.team("acme", "eng-managers", ["mia"])
+    gh.team("acme", "web", ["mia"])
+    gh.team("acme", "qa", [])
+    assert run(root) == 0
+    patched = [urlsplit(c.request.url or "").path for c in rsps.calls if c.request.method == "PATCH"]
+    assert patched == [f"/repos/{REPO}/issues/comments/900"]
+
+
+HOSTILE = ('@everyone <script>alert(1)</script> <!-- gitops-flags:sticky --> [x](http://e.example) '
+           '![i](http://e.example/i.png) | `tick` #12')
+
+
+def test_hostile_text_from_the_pr_is_inert_in_every_report(rsps: Mock, repo: Any, env: dict[str, Path],
+                                                           monkeypatch: MP, capsys: Capsys) -> None:
+    root, base, _ = repo
+    text = (FLAG % "false").replace('default_variant: "on"', f"default_variant: '{HOSTILE}'")
+    text = text.replace("Offers the dark colour theme.", f"'::add-mask::x {HOSTILE}'")
+    (root / "flags" / "dark_mode.yaml").write_text(text)
+    git(root, "commit", "-q", "-am", "hostile")
+    head = git(root, "rev-parse", "HEAD")
+    mock_pr(rsps, base, head)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert run(root) == 1
+    posted = comment_posted(rsps)
+    assert posted.count(render.MARKER) == 1 and posted.startswith(render.MARKER)
+    for raw in ("@everyone", "<script", "[x](", "![i]", "`tick`", "http://e.example"):
+        assert raw not in posted, raw
+    assert not re.search(r"(?<![&\w])#12", posted)  # no issue reference (`&#124;` is the escaped `|`)
+    mentions = set(re.findall(r"(?<![\w&])@([A-Za-z0-9/_-]+)", posted))
+    assert mentions <= {"acme/eng-managers", "acme/web", "acme/qa"}
+    rows = [line for line in posted.splitlines() if line.startswith("| ❌")]
+    assert rows and all(line.count("|") == 4 for line in rows)  # `|` from the PR split no cell
+    status = status_sent(rsps)
+    assert len(status["description"]) <= 140 and "\n" not in status["description"]
+    out = capsys.readouterr().out
+    # PR text reaches the log only between stop-commands and its resume token: no workflow command runs
+    start = re.search(r"^::stop-commands::(\S+)$", out, flags=re.M)
+    assert start is not None
+    token = start.group(1)
+    framed = out[start.end():out.index(f"\n::{token}::\n")]
+    assert "::add-mask::" in framed or "add-mask" not in out
+    outside = out.replace(framed, "")
+    assert not [line for line in outside.splitlines() if line.lstrip().startswith("::add-mask")]
+    annotations = [line for line in outside.splitlines() if line.startswith("::error ")]
+    assert annotations and all("\n" not in a for a in annotations)
+
+
+def test_a_rate_limited_write_puts_the_report_in_the_summary_and_exits_2(rsps: Mock, repo: Any,
+                                                                        env: dict[str, Path],
+                                                                        capsys: Capsys) -> None:
+    root, base, head = repo
+    gh = MockGitHub(rsps, repo=REPO)
+    gh.pull(pull(5, base_sha=base, head_sha=head, requested_teams=["eng-managers"]),
+            files=[file_entry("flags/dark_mode.yaml")])
+    status, body = observed_error("primary rate limit, GITHUB_TOKEN")
+    rsps.add(responses.POST, wire(f"{API}/repos/{REPO}/statuses/{head}"), json=body, status=status,
+             headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 3000)})
+    assert run(root) == 2
+    err = capsys.readouterr().err
+    assert "primary rate limit was exceeded" in err and "fork" not in err
+    summary = env["summary"].read_text()
+    assert "rate limit" in summary and "gitops-flags: pending" in summary
+
+
+def test_enterprise_server_urls_are_used_for_every_request_and_link(rsps: Mock, repo: Any,
+                                                                    monkeypatch: MP) -> None:
+    root, base, head = repo
+    monkeypatch.setenv("GITHUB_API_URL", "https://ghe.example.com/api/v3")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://ghe.example.com")
+    gh = MockGitHub(rsps, repo=REPO, api="https://ghe.example.com/api/v3")
+    chatter = [comment(i, "hi", login=f"u{i}", kind="User") for i in range(150)]
+    gh.pull(pull(5, base_sha=base, head_sha=head, requested_teams=["eng-managers"]),
+            files=[file_entry("flags/dark_mode.yaml")], comments=chatter)
+    gh.writes(5, head)
+    assert run(root) == 0
+    urls = [c.request.url or "" for c in rsps.calls]
+    assert len(urls) == 7  # the comment list took two pages
+    assert all(u.startswith("https://ghe.example.com:443/api/v3/repos/acme/flags/") for u in urls), urls
+    assert status_sent(rsps)["target_url"] == "https://ghe.example.com/acme/flags/actions/runs/42"
+    assert f"https://ghe.example.com/acme/flags/blob/{head}/flags/dark_mode.yaml" in comment_posted(rsps)
+
+
+# --- events and outputs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "event_name", "overrides", "expected"),
+    [
+        ("pull_request.opened", "pull_request", {"action": "ready_for_review"},
+         PullTarget(2, "pull_request.ready_for_review")),
+        ("pull_request.opened", "pull_request", {"action": "unlabeled"},
+         PullTarget(2, "pull_request.unlabeled")),
+        ("pull_request.synchronize", "pull_request_target", {},
+         PullTarget(2, "pull_request_target.synchronize")),
+        ("pull_request.opened", "pull_request_target",
+         {"action": "edited", "changes": {"base": {"ref": {}}}}, PullTarget(2, "pull_request_target.edited")),
+        ("pull_request.opened", "pull_request_target",
+         {"action": "edited", "changes": {"body": {"from": ""}}},
+         Skip("pull_request_target.edited: only the title or body changed")),
+        ("pull_request.closed.not-merged", "pull_request", {},
+         Skip("pull_request.closed: nothing to evaluate")),
+        ("pull_request.opened", "pull_request", {"action": "converted_to_draft"},
+         Skip("pull_request.converted_to_draft: nothing to evaluate")),
+        ("pull_request_review.submitted", "pull_request_review", {"action": "edited"},
+         PullTarget(2, "pull_request_review.edited")),
+        ("issue_comment.created", "issue_comment", {"comment": {"body": render.MARKER + "\nreport"}},
+         Skip("issue_comment.created: the tool's own comment")),
+        ("workflow_dispatch", "workflow_dispatch", {"inputs": {"pr": " 7 "}},
+         PullTarget(7, "workflow_dispatch")),
+    ],
+)
+def test_more_events(name: str, event_name: str, overrides: dict[str, Any], expected: object) -> None:
+    payload = event(name)
+    payload.update(overrides)
+    assert actions_env.target_from_event(event_name, payload) == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1.5"])
+def test_workflow_dispatch_refuses_a_bad_pr_number(value: str) -> None:
+    with pytest.raises(GitopsFlagsError, match="not a pull request number"):
+        actions_env.target_from_event("workflow_dispatch", event("workflow_dispatch", inputs={"pr": value}))
+
+
+def test_an_unsupported_event_says_which_events_work(tmp_path: Path, monkeypatch: MP, capsys: Capsys) -> None:
+    (tmp_path / "event.json").write_text(json.dumps(event("schedule")))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "schedule")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "event.json"))
+    assert cli.main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "'schedule' is not about one" in err and "workflow_dispatch" in err and "--pr N" in err
+
+
+def test_output_delimiter_is_random_and_absent_from_the_value() -> None:
+    first = actions_env.output_text({"changes": "a\nb"})
+    second = actions_env.output_text({"changes": "a\nb"})
+    pattern = r"changes<<(ghadelimiter_[0-9a-f]{16})\na\nb\n\1\n"
+    m1, m2 = re.fullmatch(pattern, first), re.fullmatch(pattern, second)
+    assert m1 and m2 and m1.group(1) != m2.group(1)
+    assert actions_env.output_text({"verdict": "pending"}) == "verdict=pending\n"
+
+
+def test_stop_commands_frames_text_with_a_random_token() -> None:
+    framed = actions_env.stop_commands("::add-mask::x\n  ::error::y")
+    lines = framed.splitlines()
+    token = lines[0].removeprefix("::stop-commands::")
+    assert len(token) > 20 and lines[-1] == f"::{token}::" and lines[1:3] == ["::add-mask::x", "  ::error::y"]
+    assert actions_env.stop_commands("a") != actions_env.stop_commands("a")

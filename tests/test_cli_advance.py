@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 import yaml
 
@@ -206,11 +207,11 @@ def test_gate_failing_at_50_rolls_back_and_later_runs_do_not_roll_forward(
     assert repo.advance(T0 + 2 * HOUR) == 0
     assert repo.advance(T0 + 4 * HOUR) == 0
     assert repo.rollout().percentage == 50
-    rsps.replace(responses.GET, GATE_URL, status=503)
+    rsps.replace(responses.GET, GATE_URL, status=500)
     assert repo.advance(T0 + 6 * HOUR) == 1
     state = repo.rollout()
     assert (state.status, state.percentage) == ("rolled_back", 0)
-    assert "answered 503, expected 200" in state.reason
+    assert "answered 500, expected 200" in state.reason
     assert repo.targeting() is None  # everyone gets the default variant again
     assert "ROLLED BACK 50% → 0%" in capsys.readouterr().out
     rsps.replace(responses.GET, GATE_URL, status=200)
@@ -250,6 +251,35 @@ def test_inconclusive_gate_pauses_then_retries(repo: FlagRepo, rsps: responses.R
     assert rsps.calls[0].request.headers["Authorization"] == "Bearer t0ken"
     assert (repo.rollout().status, repo.rollout().percentage) == ("running", 25)
     assert "t0ken" not in json.dumps(repo.audit())
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        ({"body": requests.Timeout("read timed out")}, "no answer within"),
+        ({"body": requests.ConnectionError("connection refused")}, "unreachable (ConnectionError)"),
+        ({"body": "{not json"}, "not JSON"),
+        ({"json": {"data": {}}}, "no field data.error_rate"),
+        ({"json": {"data": {"error_rate": "n/a"}}}, "not a number"),
+        ({"status": 503, "body": "Service Unavailable"}, "answered 503"),
+    ],
+)
+def test_an_inconclusive_gate_pauses_and_never_advances_or_rolls_back(
+    repo: FlagRepo, rsps: responses.RequestsMock, answer: dict[str, Any], detail: str
+) -> None:
+    gate = {**HTTP_GATE, "json_field": "data.error_rate", "threshold": 0.01}
+    repo.applied(flag_data(health_check=gate))
+    rsps.get(GATE_URL, **answer)
+    assert repo.advance(T0 + 2 * HOUR) == 1
+    state = repo.rollout()
+    assert (state.status, state.percentage) == ("paused", 5)
+    assert state.last_gate is not None and state.last_gate.outcome == "inconclusive"
+    assert detail in state.reason
+    assert repo.targeting() == fractional(5)  # still served to the same 5%
+    for hours in (4, 6, 48):
+        assert repo.advance(T0 + hours * HOUR) == 1
+        assert repo.rollout() == state  # retried, still unknown: nothing written
+    assert [a["event"] for a in repo.audit()] == ["paused"]
 
 
 # --- what advance leaves alone -------------------------------------------------------------------------
@@ -403,7 +433,7 @@ def test_reports_go_to_the_summary_the_pr_and_the_webhook(
     assert "advanced **5% → 25%**" in body and "stage 2/5" in body
     assert "https://github.com/acme/flags/actions/runs/77" in body
     assert "Next stage due: 2026-12-01 13:00 UTC" in body
-    payload = json.loads(rsps.calls[-1].request.body)
+    payload = json.loads(rsps.calls[-1].request.body or b"{}")
     assert payload["text"].splitlines()[:2] == [
         "gitops-flags advance on acme/flags:",
         f"new_checkout@production (on): 5% → 25% (stage 2/5); gate passed: GET {GATE_URL} answered 200; "
@@ -425,7 +455,7 @@ def test_a_rollback_is_reported_with_its_reason_and_a_failing_webhook_does_not_f
     [(_, body)] = commenter.comments
     assert "**rolled back** 5% → 0%" in body
     assert "error\\_rate 0.3 not &lt;= 0.01" in body  # gate text (a remote answer) is escaped Markdown
-    assert "not &lt;= 0.01" in json.loads(rsps.calls[-1].request.body)["text"]  # Slack's escapes
+    assert "not &lt;= 0.01" in json.loads(rsps.calls[-1].request.body or b"{}")["text"]  # Slack's escapes
     assert repo.rollout().status == "rolled_back"
 
 
@@ -470,12 +500,13 @@ def test_status_json_and_key_filter(repo: FlagRepo, rsps: responses.RequestsMock
     assert production["rollout"]["percentage"] == 25 and production["rollout"]["due_now"] is True
     assert production["rollout"]["next_stage_due"] == "2026-12-01T13:00:00+00:00"
     assert production["rollout"]["last_gate"]["outcome"] == "passed"
+    assert (production["rollout"]["paused_by"], production["rollout"]["on_failure"]) == (None, "rollback")
     assert main(["status", "nope", "--store", f"file:{repo.store_dir}"]) == 1
 
 
 def test_status_of_paused_and_rolled_back(repo: FlagRepo, rsps: responses.RequestsMock) -> None:
     repo.applied(flag_data(health_check=HTTP_GATE))
-    rsps.get(GATE_URL, status=503)
+    rsps.get(GATE_URL, status=500)
     repo.advance(T0 + 2 * HOUR)
     [row] = [r for r in status.rows(repo.snapshot()) if r.rollout is not None]
     assert row.rollout is not None

@@ -246,6 +246,7 @@ def test_a_missed_run_is_caught_up_by_the_next(
     ]
     assert all(r["approval"] == "verified" and r["approvers"] == {"owner": ["alice"]} for r in new)
     assert new[0]["author"] == "carol" and new[0]["pr_url"].endswith("/pull/1")
+    assert new[0]["flag"] == "dark_mode" and new[0]["store_version"] is not None
     assert new[0]["summary"] == "enabled true → false" and new[0]["before"]["enabled"] is True
     assert [n for n, _ in notifier.comments] == [1, 2]
     assert "search" in notifier.comments[1][1] and "✅ applied" in notifier.comments[1][1]
@@ -749,3 +750,68 @@ def test_a_file_store_in_the_checkout_is_warned_about_in_actions(
     adopt(repo)
     assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
     assert "is inside the checkout and is lost" in capsys.readouterr().out
+
+
+# --- schema and policy changes -------------------------------------------------------------------------
+
+SCHEMA = """\
+name: limits
+version: 1
+schema: {type: object, properties: {max: {type: integer}}}
+"""
+
+
+def test_a_schema_change_is_audited_and_serves_nothing_new(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    documents = {n: b for n, b in store_files(store).items() if n.endswith(".flagd.json")}
+    c1 = repo.commit({"flags/schemas/limits.yaml": SCHEMA}, "PR 1: a schema")
+    source.merged(c1, 1)
+    assert apply(repo, store, now=NOW2) == 0
+    assert {n: b for n, b in store_files(store).items() if n.endswith(".flagd.json")} == documents
+    (line,) = [r for r in audit(store) if r["merge_commit"] == c1]
+    assert (line["kind"], line["key"], line["change_type"], line["outcome"], line["pr"]) == (
+        "schema", "limits", "schema_create", "applied", 1)
+    assert line["environment"] is None and line["before"] is None and line["after"] is None
+    assert line["flag"] is None
+    assert state(store).applied_commit == c1
+
+
+def test_an_approved_policy_change_judges_the_commits_after_it(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    c1 = repo.commit({".github/gitops-flags.yml": POLICY % "warn"}, "PR 1: warn instead of block")
+    source.merged(c1, 1)
+    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "push")
+    assert apply(repo, store) == 0
+    (policy_line,) = [r for r in audit(store) if r["merge_commit"] == c1]
+    assert (policy_line["kind"], policy_line["change_type"], policy_line["outcome"]) == (
+        "governance", "governance", "applied")
+    (line,) = [r for r in audit(store) if r["merge_commit"] == pushed]
+    assert (line["outcome"], line["approval"]) == ("warned", "missing")  # the parent's policy says warn
+    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
+
+
+def test_without_a_store_section_actions_default_to_the_store_branch(
+    repo: Repo, tmp_path: Path, source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = POLICY.replace("store: {type: file, path: .flag-store}\n", "") % "block"
+    repo.commit({".github/gitops-flags.yml": policy, "flags/dark_mode.yaml": flag("dark_mode")}, "adopt")
+    opened: list[str] = []
+
+    def opener(url: str, env: ActionsEnv) -> FileStore:
+        opened.append(url)
+        return FileStore(tmp_path / "store")
+
+    monkeypatch.setattr(apply_cmd, "store_opener", opener)
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    assert opened == [f"file:{repo.path.resolve() / '.flag-store'}", "github-branch:flag-store"]
+    assert apply_cmd.default_store_url(None, Path("/r"), in_actions=True) == "github-branch:flag-store"

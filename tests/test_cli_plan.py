@@ -241,6 +241,13 @@ def test_unusable_base_policy_exits_2(policy: str | None, repo: Repo, capsys: Ca
         ('{"labels": []}', "`author`"),
         ('{"author": "a", "x": 1}', "unknown keys x"),
         ('{"author": "a", "teams": {"o/t": "bob"}}', "`teams`"),
+        ('{"author": "a", "reviews": [{"user": "max", "state": "APPROVED"}]}', "reviews[0]: `user`"),
+        ('{"author": "a", "reviews": [{"user": null, "state": "LGTM"}]}', "reviews[0]: `state`"),
+        ('{"author": "a", "reviews": [{"user": null, "state": "approved", "id": "7"}]}', "`id`"),
+        ('{"author": "a", "reviews": [{"user": null, "state": "approved", "commit_id": 7}]}', "`commit_id`"),
+        ('{"author": "a", "reviews": [{"user": null, "state": "approved", "submitted_at": 5}]}',
+         "`submitted_at`"),
+        ('{"author": "a", "reviews": [{}, 3]}', "reviews[0]: `state`"),
     ],
 )
 def test_bad_pull_file_exits_2(content: str, message: str, repo: Repo, tmp_path: Path,
@@ -259,3 +266,70 @@ def test_markdown_and_text_formats(repo: Repo, capsys: Cap) -> None:
     assert code == 1 and text.startswith("PENDING") and "manager" in text
     code, markdown, _ = plan(repo, "--base", base, "--format", "markdown", capsys=capsys)
     assert code == 1 and "manager" in markdown and "|" in markdown
+
+
+def test_json_contract_types(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    broken = flag("b", production=True).replace('default_variant: "off"', "default_variant: x")
+    head = repo.commit({"flags/a.yaml": flag("a", production=True), "flags/b.yaml": broken})
+    pull = pull_file(tmp_path, [review("max", head)])
+    code, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1 and data["verdict"] == "invalid"
+    assert isinstance(data["changes"], list) and isinstance(data["problems"], list) and data["problems"]
+    verdicts = {"approved", "pending", "rejected", "invalid", "error"}
+    for change in data["changes"]:
+        assert change["kind"] in {"flag", "schema", "governance"} and change["verdict"] in verdicts
+        for key in ("key", "change_type", "summary"):
+            assert isinstance(change[key], str)
+        assert change["environment"] is None or isinstance(change["environment"], str)
+        assert change["workflow"] is None or isinstance(change["workflow"], str)
+        for step in change["steps"]:
+            assert step["state"] in {"satisfied", "pending", "waiting", "rejected", "skipped"}
+            assert isinstance(step["id"], str) and isinstance(step["role"], str)
+            assert isinstance(step["reason"], str)
+            assert all(isinstance(x, str) for x in (*step["approved_by"], *step["eligible"]))
+    a = next(c for c in data["changes"] if c["key"] == "a")
+    assert (a["verdict"], a["steps"][0]["approved_by"]) == ("approved", ["max"])
+    for problem in data["problems"]:
+        assert isinstance(problem["file"], str) and isinstance(problem["message"], str)
+        assert problem["line"] is None or isinstance(problem["line"], int)
+        assert problem["severity"] in {"error", "warning"}
+    assert {p["file"] for p in data["problems"]} == {"flags/b.yaml"}  # relative to the repository root
+
+
+@pytest.mark.parametrize("head_policy", [None, "version: 1\nrules: [\n", "version: 1\nenvironments: [x]\n"])
+def test_deleting_or_breaking_the_policy_is_judged_by_the_base(
+    head_policy: str | None, repo: Repo, tmp_path: Path, capsys: Cap
+) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    head = repo.commit({".github/gitops-flags.yml": head_policy, "flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review("max", head)])
+    code, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1 and data["verdict"] == "pending"
+    by_kind = {c["kind"]: c for c in data["changes"]}
+    assert by_kind["flag"]["verdict"] == "approved"  # the base policy: a manager, QA skipped for a toggle
+    assert (by_kind["governance"]["workflow"], by_kind["governance"]["verdict"]) == ("gov", "pending")
+    assert by_kind["governance"]["summary"].startswith("policy")
+    quinn = pull_file(tmp_path, [review("max", head), review("quinn", head, review_id=2)])
+    assert plan_json(repo, "--base", base, "--pull", quinn, capsys=capsys)[0] == 0
+
+
+def test_a_change_no_rule_matches_is_an_error(repo: Repo, capsys: Cap) -> None:
+    without_governance = POLICY.replace("  - {match: {kind: governance}, workflow: gov}\n", "")
+    base = repo.commit({".github/gitops-flags.yml": without_governance})
+    repo.commit({".github/workflows/ci.yml": "name: ci\n"})
+    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert (code, data["verdict"]) == (1, "error")
+    [change] = data["changes"]
+    assert change["verdict"] == "error" and change["steps"] == []
+    assert "governance:.github/workflows/ci.yml" in change["reason"]
+
+
+def test_logins_in_the_pull_file_may_carry_an_at_sign(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    head = repo.commit({"flags/a.yaml": flag("a", production=True)})
+    own = pull_file(tmp_path, [review("max", head)], author="@Max")
+    assert plan_json(repo, "--base", base, "--pull", own, capsys=capsys)[0] == 1  # the author's own approval
+    member = pull_file(tmp_path, [review("max", head)], teams={"Acme/Managers": ["@max"]})
+    assert plan_json(repo, "--base", base, "--pull", member, capsys=capsys)[0] == 0
+

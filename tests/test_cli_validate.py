@@ -149,6 +149,33 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 2 and f"is outside the repository {tmp_path}" in err
 
 
+def test_a_linked_folder_leading_outside_is_a_usage_error(tmp_path: Path, capsys: Capture) -> None:
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    make_repo(repo, {"flags/good.yaml": GOOD})
+    elsewhere.mkdir()
+    (elsewhere / "bad.yaml").write_text(BAD)
+    (repo / "flags" / "ext").symlink_to(elsewhere)
+    code, _, err = run(capsys, "--repo", str(repo), str(repo / "flags" / "ext"))
+    assert code == 2 and "flags/ext is outside the repository" in err
+    code, out, _ = run(capsys, "--repo", str(repo))
+    assert code == 1 and out.startswith("flags/ext: error: a symlink that leads outside the repository")
+
+
+def test_json_format_is_valid_json_with_odd_characters(tmp_path: Path, capsys: Capture) -> None:
+    odd = ('key: odd\ntype: string\nvariants: {"a\\"b\\n%,::": "\\u001b[31m", "é😀": 1}\n'
+           'default_variant: "\\t"\n')
+    make_repo(tmp_path, {"flags/odd.yaml": odd})
+    code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "json")
+    problems = json.loads(out)
+    assert code == 1
+    assert [(p["line"], p["title"]) for p in problems] == [(3, "variant-type"), (4, "unknown-variant")]
+    assert problems[0]["message"].startswith("variants.é😀: 1 is a number")
+    assert "variants: a\"b\n%,::, é😀" in problems[1]["message"]
+    code, out, _ = run(capsys, "--repo", str(tmp_path))
+    assert code == 1 and len(out.splitlines()) == 3  # two problems and the summary, one line each
+    assert "(variants: a\"b\\n%,::, é😀)" in out
+
+
 def test_finds_the_repository_root_from_a_subfolder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from gitops_flags import codeowners
 from gitops_flags.codeowners import CodeOwners, OwnerRule, find_codeowners, owner_matches, owners_for, parse
+from gitops_flags.problems import Problem, ProblemError
 from gitops_flags.tree import DictTree
 
 # GitHub's example CODEOWNERS file, verbatim from "About code owners" (docs.github.com).
@@ -352,6 +353,20 @@ def test_find_codeowners_invalid_utf8_warns_and_keeps_valid_lines() -> None:
     co = find_codeowners(DictTree({"CODEOWNERS": b"* @a\n/caf\xe9/ @b\n"}))
     assert [(p.line, p.title) for p in co.problems] == [(2, "codeowners-encoding")]
     assert co.owners_for("x") == ["@a"]
+
+
+class _SymlinkTree(DictTree):
+    def read(self, path: str) -> bytes | None:
+        if path == ".github/CODEOWNERS":
+            raise ProblemError(Problem(path, None, None, "symbolic links are not allowed here"))
+        return super().read(path)
+
+
+def test_find_codeowners_unreadable_file_gives_no_rules_and_a_warning() -> None:
+    co = find_codeowners(_SymlinkTree({"CODEOWNERS": "* @root"}))
+    assert co.file == ".github/CODEOWNERS" and co.rules == ()  # fail closed: no owners, not another file's
+    assert [(p.severity, p.title) for p in co.problems] == [("warning", "codeowners-unreadable")]
+    assert "symbolic links" in co.problems[0].message
 
 
 def test_empty_codeowners() -> None:

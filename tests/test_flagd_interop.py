@@ -208,3 +208,71 @@ def test_object_variants_pass_through(serve: Serve) -> None:
     free = client.get_object_value("limits", {}, EvaluationContext("k", {"plan": "free"}))
     assert gold == {"max": 9, "nested": {"retry": True}}
     assert free == {"max": 1, "regions": ["eu"]}
+
+
+def boolean_flag(key: str) -> Flag:
+    return Flag.model_validate({"key": key, "type": "boolean", "variants": {"on": True, "off": False},
+                                "default_variant": "off", "environments": {"production": {"enabled": True}}})
+
+
+def test_each_flag_buckets_users_on_its_own(serve: Serve) -> None:
+    """flagd hashes the flag key with the targeting key: being in flag A's 50% says nothing about B's."""
+    client = serve({"a": boolean_flag("a"), "b": boolean_flag("b")}, {"a": at(50), "b": at(50)})
+    in_a, in_b = served_on(client, "a"), served_on(client, "b")
+    assert abs(100 * len(in_a) / len(KEYS) - 50) <= 1.5 and abs(100 * len(in_b) / len(KEYS) - 50) <= 1.5
+    assert abs(100 * len(in_a & in_b) / len(KEYS) - 25) <= 1.5  # independent, not the same half
+
+
+def test_a_key_with_dots_and_dashes_and_a_number_flag_with_floats(serve: Serve) -> None:
+    flag = Flag.model_validate({
+        "key": "api.rate-limit_v2", "type": "number", "default_variant": "mid",
+        "variants": {"low": 0.5, "mid": 1, "high": 2.75},
+        "environments": {"production": {"enabled": True, "rules": [
+            {"variant": "high", "when": {"any": [
+                {"attribute": "score", "operator": "greater_than", "value": 9.5},
+                {"attribute": "score", "operator": "less_or_equal", "value": -1.25},
+            ]}},
+            {"variant": "low", "when": {"all": [
+                {"attribute": "app", "operator": "semver_equals", "value": "1.2"},
+                {"attribute": "tier", "operator": "in", "value": [1, 2]},
+            ]}},
+        ], "rollout": {"variant": "high", "stages": [50]}}},
+    })
+    rollout = RolloutState(variant="high", stages=[50], stage_index=0, percentage=50, status="running",
+                           entered_at=T0, stage_delay_seconds=60, plan_hash="sha256:plan")
+    client = serve({flag.key: flag}, {flag.key: rollout})
+
+    def value(key: str = "k", **attributes: Any) -> tuple[float, str | None]:
+        details = client.get_float_details(flag.key, -1.0, EvaluationContext(key, attributes))
+        assert details.error_code is None, details
+        return details.value, details.variant
+
+    assert value(score=9.6) == (2.75, "high")
+    assert value(score=-1.25) == (2.75, "high")
+    assert value(app="v1.2.0", tier=2) == (0.5, "low")
+    assert value(app="1.2.0", tier=3)[1] in ("mid", "high")  # not `in`: falls through to the rollout
+    shares = [value(key)[0] for key in KEYS]
+    assert set(shares) == {1.0, 2.75}
+    assert abs(100 * shares.count(2.75) / len(KEYS) - 50) <= 1.5
+
+
+def test_not_equals_and_less_than(serve: Serve) -> None:
+    flag = Flag.model_validate({
+        "key": "banner", "type": "string", "default_variant": "none",
+        "variants": {"none": "", "legacy": "upgrade", "other": "hello"},
+        "environments": {"production": {"enabled": True, "rules": [
+            {"variant": "legacy", "when": {"attribute": "build", "operator": "less_than", "value": 100}},
+            {"variant": "other", "when": {"attribute": "region", "operator": "not_equals", "value": "eu"}},
+        ]}},
+    })
+    client = serve({"banner": flag}, {})
+
+    def banner(**attributes: Any) -> str | None:
+        details = client.get_string_details("banner", "code", EvaluationContext("k", attributes))
+        assert details.error_code is None, details
+        return details.variant
+
+    assert banner(build=99, region="eu") == "legacy"
+    assert banner(build=99.5, region="eu") == "legacy"
+    assert banner(build=100, region="eu") == "none"
+    assert banner(build=100, region="us") == "other"

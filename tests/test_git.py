@@ -90,6 +90,19 @@ def test_resolve_in_a_shallow_clone_says_so(repo: Path, tmp_path: Path) -> None:
         resolve(clone, first)
 
 
+def test_merge_base_missing_from_a_shallow_clone_says_so(repo: Path, tmp_path: Path) -> None:
+    commit(repo, {"a.txt": "1"})
+    run(repo, "checkout", "-q", "-b", "feature")
+    commit(repo, {"b.txt": "1"})
+    run(repo, "checkout", "-q", "main")
+    commit(repo, {"a.txt": "2"})
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{repo}", str(clone)],
+                   check=True)
+    with pytest.raises(GitopsFlagsError, match="no common ancestor in this shallow clone"):
+        merge_base(clone, "origin/main", "origin/feature")
+
+
 # --- GitTree ------------------------------------------------------------------------------------------------
 
 

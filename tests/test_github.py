@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
@@ -22,6 +23,7 @@ from github_fixtures import (
     error_body,
     example,
     file_entry,
+    observed_error,
     pull,
     requests_sent,
     review,
@@ -29,6 +31,7 @@ from github_fixtures import (
 from responses.registries import OrderedRegistry
 
 from gitops_flags import github, render
+from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.reconcile import MergedPull
 from gitops_flags.snapshot import Review
 
@@ -378,3 +381,184 @@ def test_merged_pull_of_ignores_prs_merged_into_another_branch() -> None:
     into_main["base"]["repo"]["default_branch"] = "main"
     assert github.merged_pull_of([into_release], "a" * 40) is None
     assert github.merged_pull_of([into_release, into_main], "a" * 40) == into_main
+
+
+# --- rate limits, with GitHub's real error bodies -------------------------------------------------------
+
+
+def _reset_in(seconds: int) -> str:
+    import time
+
+    return str(int(time.time()) + seconds)
+
+
+@pytest.mark.parametrize("case", ["secondary rate limit (403), recent wording",
+                                  "secondary rate limit (403), older wording",
+                                  "secondary rate limit on content creation"])
+@pytest.mark.parametrize("retry_after", [None, "1"])
+def test_secondary_rate_limits_in_every_observed_wording_are_retried(case: str,
+                                                                     retry_after: str | None) -> None:
+    status, body = observed_error(case)
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/issues/1/comments"
+        rsps.add(responses.POST, url, json=body, status=status, headers=headers)
+        rsps.add(responses.POST, url, json=example("issues--create-comment", id=77), status=201)
+        assert client().create_comment(1, "x") == 77
+        assert len(rsps.calls) == 2
+
+
+def test_primary_rate_limit_with_a_distant_reset_fails_at_once_and_clearly() -> None:
+    status, body = observed_error("primary rate limit, GITHUB_TOKEN")
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-limit": "1000",
+               "x-ratelimit-reset": _reset_in(3600)}
+    with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as rsps:
+        for _ in range(5):
+            rsps.add(responses.POST, f"{WIRE}/repos/{REPO}/statuses/{'1' * 40}", json=body, status=status,
+                     headers=headers)
+        with pytest.raises(github.GitHubError) as info:
+            client().create_status("1" * 40, "pending", "Pending", "gitops-flags: main", None)
+        assert len(rsps.calls) == 1  # no spinning: the wait exceeds the policy's maximum
+    assert not isinstance(info.value, github.WriteForbidden)  # not a permission problem: no fork advice
+    text = str(info.value)
+    assert "primary rate limit was exceeded" in text and "It resets at" in text and "UTC" in text
+    assert "longer than this job waits" in text
+
+
+def test_primary_rate_limit_that_resets_now_is_retried() -> None:
+    status, body = observed_error("primary rate limit, unauthenticated")
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/pulls/1"
+        rsps.add(responses.GET, url, json=body, status=status,
+                 headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": _reset_in(-5)})
+        rsps.add(responses.GET, url, json=pull(1))
+        assert client().pull(1).number == 1
+        assert len(rsps.calls) == 2
+
+
+def test_a_retry_after_longer_than_the_maximum_wait_is_refused_at_once() -> None:
+    status, body = observed_error("secondary rate limit (403), older wording")
+    with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as rsps:
+        for _ in range(5):
+            rsps.add(responses.GET, f"{WIRE}/repos/{REPO}/pulls/1", json=body, status=status,
+                     headers={"Retry-After": "3600"})
+        with pytest.raises(github.GitHubError, match="asks to wait 3600 s, longer than this job waits"):
+            client().pull(1)
+        assert len(rsps.calls) == 1
+
+
+def test_429_without_retry_after_fails_clearly_and_with_it_is_retried() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/pulls/1"
+        rsps.add(responses.GET, url, json=error_body("API rate limit exceeded for installation.", 429),
+                 status=429, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": _reset_in(600)})
+        with pytest.raises(github.GitHubError, match=r"primary rate limit was exceeded \(429 .*It resets at"):
+            client().pull(1)
+        assert len(rsps.calls) == 1
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.add(responses.GET, url, json=error_body("Too many requests", 429), status=429,
+                 headers={"Retry-After": "1"})
+        rsps.add(responses.GET, url, json=pull(1))
+        assert client().pull(1).number == 1
+        assert len(rsps.calls) == 2
+
+
+def test_editing_the_comment_is_retried_like_the_other_writes() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        url = f"{WIRE}/repos/{REPO}/issues/comments/5"
+        rsps.add(responses.PATCH, url, json=error_body("Bad Gateway", 502), status=502)
+        status, body = observed_error("secondary rate limit (403), recent wording")
+        rsps.add(responses.PATCH, url, json=body, status=status)
+        rsps.add(responses.PATCH, url, json=example("issues--update-comment", id=5))
+        client().edit_comment(5, "new body")
+        assert len(rsps.calls) == 3
+        assert body_of(rsps.calls[2]) == {"body": "new body"}
+
+
+def test_exhausted_retries_say_so() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        for _ in range(4):
+            rsps.add(responses.GET, f"{WIRE}/repos/{REPO}/pulls/1/reviews", json=error_body("x", 503),
+                     status=503)
+        expected = (r"cannot list the reviews of #1: GitHub kept failing, and the retries ran out "
+                    r"\(too many 503 error responses\)")
+        with pytest.raises(github.GitHubError, match=expected):
+            client().reviews(1)
+
+
+# --- pagination -----------------------------------------------------------------------------------------
+
+
+def test_250_reviews_come_from_three_pages(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    gh.pages("/pulls/1/reviews", [review(i, f"user{i}", "APPROVED", "1" * 40) for i in range(250)])
+    reviews = client().reviews(1)
+    assert [r.id for r in reviews] == list(range(250))
+    assert [p for _, p in requests_sent(rsps)] == [f"/repos/{REPO}/pulls/1/reviews"] * 3
+    assert [dict(parse_qsl(urlsplit(c.request.url or "").query)) for c in rsps.calls] == [
+        {"per_page": "100"}, {"per_page": "100", "page": "2"}, {"per_page": "100", "page": "3"}]
+
+
+def test_the_sticky_comment_is_found_on_page_three(rsps: responses.RequestsMock) -> None:
+    gh = MockGitHub(rsps)
+    chatter = [comment(i, f"comment {i}", login=f"user{i}", kind="User", association="NONE")
+               for i in range(1, 231)]
+    gh.pages("/issues/1/comments", [*chatter, comment(999, render.MARKER + "\nold report")])
+    found = github.find_sticky(client().comments(1), "author")
+    assert found is not None and found.id == 999
+    assert len(rsps.calls) == 3
+
+
+def test_enterprise_server_pagination_stays_on_the_enterprise_host() -> None:
+    api = "https://ghe.example.com/api/v3"
+    with responses.RequestsMock() as rsps:
+        gh = MockGitHub(rsps, api=api)
+        gh.pull(pull(3, changed_files=150), files=[file_entry(f"flags/f{i}.yaml") for i in range(150)],
+                reviews=[review(i, f"u{i}", "COMMENTED", "1" * 40) for i in range(101)],
+                comments=[comment(i, "hi") for i in range(120)])
+        gh.team("octo-org", "qa", [f"m{i}" for i in range(101)])
+        c = client(api=api)
+        info = c.pull(3)
+        assert len(c.files(info)) == 150 and len(c.reviews(3)) == 101 and len(c.comments(3)) == 120
+        assert len(c.team_members(["octo-org/qa"])["octo-org/qa"].members or ()) == 101
+        urls = [c.request.url or "" for c in rsps.calls]
+    assert len(urls) == 9  # the pull, then two pages each of files, reviews, comments and team members
+    assert all(u.startswith("https://ghe.example.com:443/api/v3/") for u in urls), urls
+
+
+# --- review requests ------------------------------------------------------------------------------------
+
+
+def test_review_requests_are_case_insensitive_and_never_the_author() -> None:
+    info = github.parse_pull(pull(1, author="Carol", requested_reviewers=["Dave"]))
+    reviews = [Review(1, "ERIN", "APPROVED", "x")]
+    users, teams = github.review_requests(
+        ["carol", "CAROL", "dave", "erin", "Frank", "frank", "@octo-org/QA", "octo-org/qa"], info, reviews,
+        "Octo-Org")
+    assert users == ["Frank"]
+    assert teams == ["QA"]
+
+
+def test_a_422_for_a_team_still_requests_the_users(rsps: responses.RequestsMock) -> None:
+    url = f"{WIRE}/repos/{REPO}/pulls/1/requested_reviewers"
+    unresolvable = {"message": "Validation Failed", "errors": [
+        "Could not resolve to a node with the global id of 'T_kwDOAGhwUs4BIPhU'."],
+        "documentation_url": "https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request"}
+    with responses.RequestsMock(registry=OrderedRegistry) as ordered:
+        ordered.add(responses.POST, url, json=unresolvable, status=422)
+        ordered.add(responses.POST, url, json=example("pulls--request-reviewers"), status=201)
+        warning = client().request_reviewers(1, ["alice"], ["qa"])
+        assert [body_of(c) for c in ordered.calls] == [
+            {"reviewers": ["alice"], "team_reviewers": ["qa"]},
+            {"reviewers": ["alice"], "team_reviewers": []},
+        ]
+    assert warning is not None and "teams qa not requested" in warning and "Members: read" in warning
+
+
+def test_write_pause_defaults_to_one_second_and_is_configurable() -> None:
+    assert github.write_pause({}) == 1.0
+    assert github.write_pause({"GITOPS_FLAGS_WRITE_PAUSE": "0.5"}) == 0.5
+    assert github.write_pause({"GITOPS_FLAGS_WRITE_PAUSE": "0"}) is None
+    for bad in ("soon", "-1", "nan"):
+        with pytest.raises(GitopsFlagsError, match="GITOPS_FLAGS_WRITE_PAUSE"):
+            github.write_pause({"GITOPS_FLAGS_WRITE_PAUSE": bad})

@@ -95,13 +95,14 @@ def test_http_expected_status_passes(rsps: responses.RequestsMock) -> None:
     assert run(http())[0] == "passed"
 
 
-def test_http_unexpected_status_fails(rsps: responses.RequestsMock) -> None:
-    rsps.get(STATUS_URL, status=503)
+@pytest.mark.parametrize("status", [500, 400, 204, 302])
+def test_http_unexpected_status_fails(rsps: responses.RequestsMock, status: int) -> None:
+    rsps.get(STATUS_URL, status=status)
     outcome, detail = run(http())
-    assert outcome == "failed" and "answered 503, expected 200" in detail
+    assert outcome == "failed" and f"answered {status}, expected 200" in detail
 
 
-@pytest.mark.parametrize("status", [401, 403, 404, 429])
+@pytest.mark.parametrize("status", [401, 403, 404, 408, 429, 502, 503, 504])
 def test_http_statuses_that_judge_the_request_not_the_service_are_inconclusive(
     rsps: responses.RequestsMock, status: int
 ) -> None:
@@ -120,6 +121,9 @@ def test_http_json_field_compared_with_threshold(rsps: responses.RequestsMock) -
     rsps.replace(responses.GET, STATUS_URL, body="<html>oops</html>")
     outcome, detail = run(check)
     assert outcome == "inconclusive" and "not JSON" in detail
+    rsps.replace(responses.GET, STATUS_URL, status=500, body="Internal Server Error")
+    outcome, detail = run(check)  # the number that judges the service is not in this answer
+    assert outcome == "inconclusive" and "answered 500" in detail
 
 
 def test_http_headers_come_from_environment_variables(rsps: responses.RequestsMock) -> None:
@@ -204,3 +208,23 @@ def test_prometheus_timeout_and_missing_token(rsps: responses.RequestsMock) -> N
     assert run(prom())[0] == "inconclusive"
     outcome, detail = run(prom(token_env="PROM_TOKEN"), {})
     assert outcome == "inconclusive" and "PROM_TOKEN" in detail
+
+
+def test_inline_credentials_are_never_sent_nor_shown(rsps: responses.RequestsMock) -> None:
+    inline_header = http(headers_from_env={"Authorization": "Bearer s3cret-value"})
+    outcome, detail = run(inline_header, {"Bearer s3cret-value": "x"})
+    assert outcome == "inconclusive" and "does not name an environment variable" in detail
+    assert "s3cret" not in detail
+    in_url = http(url="https://gate:s3cret@status.example.com/checkout")
+    outcome, detail = run(in_url)
+    assert outcome == "inconclusive" and "password in the URL" in detail and "s3cret" not in detail
+    outcome, detail = run(prom(token_env="eyJhbGciOi.s3cret"), {"eyJhbGciOi.s3cret": "x"})
+    assert outcome == "inconclusive" and "token_env does not name" in detail and "s3cret" not in detail
+    assert len(rsps.calls) == 0
+
+
+def test_details_leave_out_the_query_string(rsps: responses.RequestsMock) -> None:
+    url = "https://status.example.com/checkout?api_key=s3cret"
+    rsps.get(url, status=500)
+    outcome, detail = run(http(url=url))
+    assert (outcome, detail) == ("failed", f"GET {STATUS_URL} answered 500, expected 200")

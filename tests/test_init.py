@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -22,6 +24,8 @@ WRITTEN = [
     ".github/CODEOWNERS",
     "flags/example_flag.yaml",
     ".github/workflows/gitops-flags.yml",
+    ".github/workflows/gitops-flags-apply.yml",
+    ".github/workflows/gitops-flags-rollout.yml",
     "flags/schemas/.gitkeep",
 ]
 
@@ -69,11 +73,11 @@ def test_workflow_runs_the_check_on_every_pull_request(repo: Path) -> None:
 
 
 def test_refuses_to_overwrite_and_lists_the_files(repo: Path) -> None:
-    (repo / ".github/CODEOWNERS").write_text("* @me\n")
+    (repo / ".github/gitops-flags.yml").write_text("mine\n")
     code, _, err = init(str(repo))
     assert code == 2
-    assert all(f in err for f in WRITTEN)
-    assert (repo / ".github/CODEOWNERS").read_text() == "* @me\n"
+    assert all(f in err for f in WRITTEN if f != ".github/CODEOWNERS")  # an existing CODEOWNERS is kept
+    assert (repo / ".github/gitops-flags.yml").read_text() == "mine\n"
 
 
 def test_force_overwrites(repo: Path) -> None:
@@ -81,6 +85,36 @@ def test_force_overwrites(repo: Path) -> None:
     code, _, _ = init(str(repo), "--force")
     assert code == 0
     assert "@your-org/flag-owners" in (repo / ".github/CODEOWNERS").read_text()
+
+
+@pytest.mark.parametrize("where", ["CODEOWNERS", "docs/CODEOWNERS", ".github/CODEOWNERS"])
+def test_an_existing_codeowners_is_kept_not_shadowed(where: str, tmp_path: Path) -> None:
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / where).write_text("* @me\n")
+    code, out, _ = init(str(tmp_path))
+    assert code == 0 and f"kept {where}" in out and "/flags/" in out
+    assert (tmp_path / where).read_text() == "* @me\n"
+    # GitHub reads the first of .github/, the root, docs/: a new .github/CODEOWNERS would replace theirs
+    assert find_codeowners(DirTree(tmp_path)).file == where
+    assert (tmp_path / ".github/gitops-flags.yml").is_file()
+
+
+def test_force_overwrites_the_codeowners_github_reads(tmp_path: Path) -> None:
+    (tmp_path / "CODEOWNERS").write_text("* @me\n")
+    assert init(str(tmp_path), "--force")[0] == 0
+    assert "@your-org/flag-owners" in (tmp_path / "CODEOWNERS").read_text()
+    assert not (tmp_path / ".github/CODEOWNERS").exists()
+
+
+def test_init_into_an_existing_repository_then_validate(tmp_path: Path) -> None:
+    (tmp_path / ".github/workflows").mkdir(parents=True)
+    (tmp_path / ".github/workflows/ci.yml").write_text("name: ci\n")
+    (tmp_path / "README.md").write_text("hello\n")
+    assert init(str(tmp_path))[0] == 0
+    assert (tmp_path / ".github/workflows/ci.yml").read_text() == "name: ci\n"
+    result = CliRunner().invoke(cli, ["validate", "--repo", str(tmp_path)], standalone_mode=False)
+    assert result.exception is None and result.return_value == 0, result.output
+    assert "no problems" in result.stdout
 
 
 def test_only_existing_files_block(tmp_path: Path) -> None:
@@ -166,3 +200,27 @@ def test_governance_needs_senior_and_compliance(repo: Path) -> None:
     expected = {"senior": "satisfied", "compliance": "pending", "verdict": "pending"}
     assert _states(repo, change, "sam") == expected
     assert _states(repo, change, "sam", "carl")["verdict"] == "approved"
+
+
+def test_apply_and_rollout_workflows_share_the_store_lock(repo: Path) -> None:
+    apply = yaml.safe_load((repo / ".github/workflows/gitops-flags-apply.yml").read_text())
+    rollout = yaml.safe_load((repo / ".github/workflows/gitops-flags-rollout.yml").read_text())
+    assert apply["jobs"]["apply"]["steps"][-1]["with"]["command"] == "apply"
+    assert rollout["jobs"]["advance"]["steps"][-1]["with"]["command"] == "advance"
+    lock = {"group": "flag-store", "cancel-in-progress": False}
+    assert apply["concurrency"] == rollout["concurrency"] == lock
+    assert apply["jobs"]["apply"]["steps"][0]["with"]["fetch-depth"] == 0  # apply walks the history
+    assert "schedule" in rollout[True] and "push" in apply[True]
+    # A store that outlives the runner: the starter policy keeps it on a branch.
+    policy = read_policy(DirTree(repo))[0]
+    assert policy is not None and policy.store.type == "github-branch"
+
+
+
+@pytest.mark.parametrize("name", [f for f in WRITTEN if f.startswith(".github/workflows/")])
+def test_workflows_are_valid_github_workflows(name: str, repo: Path) -> None:
+    schemas = Path(__file__).parent / "fixtures/github-api/schemas"
+    schema = json.loads((schemas / "github-workflow.json").read_text())
+    workflow = yaml.safe_load((repo / name).read_text())
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as true
+    assert [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(workflow)] == []

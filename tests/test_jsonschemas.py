@@ -10,10 +10,12 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.protocols import Validator
+from pydantic import ValidationError
 
 from gitops_flags import jsonschemas
 from gitops_flags.cli import main
 from gitops_flags.jsonschemas import KINDS, Kind
+from gitops_flags.model import Flag
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES: dict[Kind, list[Path]] = {
@@ -62,6 +64,21 @@ def test_json_schema_rejects_what_the_model_rejects(draft: type[Validator]) -> N
     rule: dict[str, Any] = {"when": {"attribute": "a", "operator": "endswith", "value": 1}, "variant": "on"}
     assert not validator.is_valid({**flag, "environments": {"p": {"enabled": True, "rules": [rule]}}})
     assert not validator.is_valid({**flag, "schema": 3})
+
+
+@pytest.mark.parametrize("environment", [
+    {"enabled": "yes"}, {"enabled": 1},
+    {"enabled": True, "rollout": {"variant": "on", "stages": [True, 100]}},
+    {"enabled": True, "rollout": {"variant": "on", "stages": ["5", 100]}},
+    {"enabled": True, "rollout": {"variant": "on", "paused": 0}},
+])
+def test_the_model_rejects_what_the_json_schema_rejects(environment: dict[str, Any]) -> None:
+    # No lax coercion in the model: a value an editor marks as wrong is never quietly accepted by validate.
+    flag: dict[str, Any] = {"key": "x", "type": "boolean", "variants": {"on": True}, "default_variant": "on",
+                            "environments": {"p": environment}}
+    assert not Draft202012Validator(jsonschemas.generate("flag")).is_valid(flag)
+    with pytest.raises(ValidationError):
+        Flag.model_validate(flag)
 
 
 def test_generate_refuses_an_unknown_kind() -> None:

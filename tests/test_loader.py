@@ -178,6 +178,12 @@ def test_invalid_utf8_reports_the_line_of_the_bad_byte() -> None:
     assert (problem.line, problem.col, problem.title) == (3, 15, "invalid-utf8")  # col counts characters
 
 
+def test_a_value_too_long_to_show_is_cut_in_the_message() -> None:
+    problem = failure(b"a: " + b"9" * 5000 + b"\n")  # Python refuses to convert ints of 4300+ digits
+    assert (problem.line, problem.col, problem.title) == (1, 4, "bad-value")
+    assert len(problem.message) < 100
+
+
 def test_utf16_is_refused_as_not_utf8() -> None:
     problem = failure("a: 1\n".encode("utf-16"))
     assert (problem.line, problem.title) == (1, "invalid-utf8")
@@ -208,6 +214,51 @@ def test_tabs_used_for_indentation(raw: bytes, line: int, col: int) -> None:
 
 def test_tabs_elsewhere_are_fine() -> None:
     assert load_bytes(b"a:\tb\nc: [1,\n\t2]\n", "x.yaml").data == {"a": "b", "c": [1, 2]}
+    quoted = load_bytes(b'a: "x\ty"\nb: \'p\tq\'\nc: |\n  r\ts\n', "x.yaml").data
+    assert quoted == {"a": "x\ty", "b": "p\tq", "c": "r\ts\n"}
+
+
+def test_a_tab_after_a_dash_is_named() -> None:
+    problem = failure(b"a:\n  -\tx\n")
+    assert (problem.line, problem.col, problem.title) == (2, 4, "tab-indent")
+    assert "use spaces" in problem.message
+
+
+def test_crlf_files_report_the_same_lines() -> None:
+    problem = failure(b"a: 1\r\nb:\r\n  c: 2\r\n  c: 3\r\n")
+    assert (problem.line, problem.col, problem.title) == (4, 3, "duplicate-key")
+    doc = load_bytes(b"a: 1\r\nb:\r\n  c: 2\r\n", "x.yaml")
+    assert (doc.data, doc.position(("b", "c"))) == ({"a": 1, "b": {"c": 2}}, (3, 3))
+
+
+@pytest.mark.parametrize(
+    ("raw", "col", "title"),
+    [
+        (b"\xef\xbb\xbfa: 1\x07\n", 5, "invalid-character"),
+        (b"\xef\xbb\xbfa: \xff\n", 4, "invalid-utf8"),
+        (b"\xef\xbb\xbf\ta: 1\n", 1, "tab-indent"),
+    ],
+)
+def test_a_bom_is_not_a_column(raw: bytes, col: int, title: str) -> None:
+    problem = failure(raw)
+    assert (problem.line, problem.col, problem.title) == (1, col, title)
+
+
+def test_lines_are_counted_as_editors_count_them() -> None:
+    # YAML 1.1 (libyaml) breaks lines at U+2028, U+2029 and U+0085; editors and GitHub do not.
+    raw = 'a: "x\u2028y"\nb: {c: "\u2029", d: yes}\nb: 2\n'.encode()
+    problem = failure(raw)
+    assert (problem.line, problem.col, problem.title) == (3, 1, "duplicate-key")
+    assert "already on line 2" in problem.message
+    doc = load_bytes('a: "x\u2028y"\nb: {c: "\u2029", d: yes}\n'.encode(), "x.yaml")
+    assert doc.position(("b", "d")) == (2, 13)
+    assert [(w.line, w.col) for w in doc.warnings] == [(2, 16)]
+    problem = failure('a: 1\nb: [1, "\u2028"\nc: 2\n'.encode())
+    assert (problem.line, problem.col, problem.title) == (3, 1, "yaml-syntax")
+    assert "(while parsing a flow sequence on line 2)" in problem.message
+    problem = failure("a: x\x85y\nb: 1\n".encode())  # unquoted, the break splits the value
+    assert (problem.line, problem.title) == (2, "yaml-syntax")
+    assert "U+0085, which YAML 1.1 reads as a line break" in problem.message
 
 
 def test_more_than_one_document() -> None:

@@ -15,6 +15,7 @@ from gitops_flags.policy import (
     glob_match,
     parse_principal,
     possible_workflows,
+    role_principals,
     rule_for,
     workflow_for,
 )
@@ -188,3 +189,12 @@ def test_principal_request_name() -> None:
 )
 def test_glob_match(pattern: str, path: str, expected: bool) -> None:
     assert glob_match(pattern, path) is expected
+
+
+def test_role_entries_naming_one_principal_are_listed_once() -> None:
+    entries = ["max", "@max", "MAX", "@Acme/QA", "acme/qa", "quinn"]
+    policy = POLICY.model_copy(update={"roles": {"r": entries}})
+    principals = role_principals(policy, "r")
+    assert principals is not None
+    assert [p.text for p in principals] == ["max", "@Acme/QA", "quinn"]
+    assert role_principals(policy, "undefined") is None

@@ -200,3 +200,66 @@ def test_plan_text_is_plain_and_complete() -> None:
     assert "- qa (qa): pending, awaiting @acme/qa, @bob" in text
     assert "- manager (manager): satisfied, approved by alice" in text
     assert "\x1b" not in text
+
+
+# --- hostile and huge inputs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("# heading", "\\# heading"),
+        ("- item", "\\- item"),
+        ("+ item", "\\+ item"),
+        ("1. item", "1\\. item"),
+        ("12) item", "12\\) item"),
+        ("---", "\\---"),
+        ("===", "\\==="),
+        ("    indented code", "indented code"),
+        ("#12 fixed", "\\#&#8203;12 fixed"),
+        ("a # b - c", "a # b - c"),  # only the start of a block matters
+    ],
+)
+def test_escape_md_cannot_open_a_block(text: str, expected: str) -> None:
+    assert render.escape_md(text) == expected
+
+
+def test_an_injected_marker_cannot_pose_as_the_sticky_comment() -> None:
+    evil = f"{render.MARKER} <!-- gitops-flags:digest v1.eJyrVipTslIqS8wpTVWqBQAk2gSW -->"
+    ev = Evaluation("pending", (ChangeResult(change(summary=evil), "wf", "pending",
+                                             (StepResult("s", "r", "pending", reason=evil),)),),
+                    problems=(Problem("flags/a.yaml", 1, 1, evil),), warnings=(evil,), message=evil)
+    body = render.comment_markdown(ev, links=LINKS)
+    assert body.count(render.MARKER) == 1 and body.startswith(render.MARKER)
+    assert body.count("<!-- gitops-flags:digest") == 1
+    assert render.parse_digest(body) == render.digest(ev, LINKS)
+    assert body.count("<!--") == 2  # the marker and the digest: no HTML comment from the PR
+
+
+def test_three_thousand_changes_with_long_names_fit_one_comment() -> None:
+    results = tuple(
+        ChangeResult(change(key=f"flag_{i:04d}_" + "n" * 90, summary="@x | <b> " * 40,
+                            path=f"flags/{'deep/' * 20}flag_{i:04d}.yaml"), "flag_approval", "pending",
+                     (StepResult("qa", "q" * 80, "pending", approved_by=("alice", "bob"),
+                                 awaited=("acme/qa", f"owner-{i}"), reason="`r` | " * 60),))
+        for i in range(3000)
+    )
+    ev = Evaluation("pending", results, warnings=tuple("w" * 400 for _ in range(100)))
+    body = render.comment_markdown(ev, previous=render.digest(pending_eval(), LINKS), links=LINKS)
+    assert len(body) <= render.COMMENT_LIMIT
+    assert body.startswith(render.MARKER) and render.parse_digest(body) is not None
+    assert "of 3000 changes" in body and LINKS.run_url in body
+    awaiting = next(line for line in body.splitlines() if line.startswith("**Awaiting:**"))
+    assert awaiting.count("@") == render.MENTIONS_IN_HEADER and "and 2951 more" in awaiting
+    assert len(render.job_summary(ev, LINKS).encode()) <= render.SUMMARY_LIMIT_BYTES
+
+
+def test_a_comment_cut_in_its_fixed_parts_is_cut_between_lines() -> None:
+    problems = tuple(Problem(f"flags/f{i}.yaml", 1, 1, "@x|" * 400) for i in range(60))
+    ev = Evaluation("invalid", problems=problems,
+                    warnings=tuple("@y|" * 200 for _ in range(20)), message="@z" * 600)
+    body = render.comment_markdown(ev, links=LINKS)
+    assert len(body) <= render.COMMENT_LIMIT
+    kept, _, note = body.rpartition("\n\n… cut here")
+    assert note.startswith(": the full report is in the [job summary")
+    assert kept.endswith("|")  # a whole table row: no half entity or half mention

@@ -351,3 +351,40 @@ def test_percentages_never_decrease_unless_rolled_back_and_one_stage_per_call(
         if state.status == "rolled_back":
             assert new == state  # no run rolls forward again
         state = new
+
+
+# --- the cause of a pause, recorded ------------------------------------------------------------------
+
+
+def test_the_cause_of_a_pause_is_recorded_and_cleared() -> None:
+    held, _ = step(_at_50(), T0 + 3 * HOUR, "inconclusive", "pause")
+    assert held.paused_by == "gate_inconclusive"
+    failed, _ = step(held, T0 + 4 * HOUR, "failed", "pause")
+    assert failed.paused_by == "gate_failed"
+    rolled, _ = step(held, T0 + 4 * HOUR, "failed")
+    assert (rolled.status, rolled.paused_by) == ("rolled_back", None)
+    passed, _ = step(held, T0 + 4 * HOUR, "passed")
+    assert (passed.status, passed.paused_by) == ("running", None)
+    assert rollout.start(plan(paused=True), T0, 1).paused_by == "plan"
+    killed = rollout.reconcile_plan(_at_50(), plan(), False, T0 + 3 * HOUR, 1)
+    assert killed is not None and killed.paused_by == "kill_switch"
+    assert rollout.start(plan(on_failure="pause"), T0, 1).on_failure == "pause"
+    for state in (held, failed, rolled, passed, killed):
+        valid(state)
+
+
+def test_a_state_written_before_paused_by_existed_still_reads() -> None:
+    """state.json files from before `paused_by` and `on_failure`: the cause comes from the reason."""
+    old = _at_50().model_dump(mode="json", exclude={"paused_by", "on_failure"})
+    for reason, cause in [
+        (rollout.REASON_PLAN, "plan"),
+        (rollout.REASON_KILL_SWITCH, "kill_switch"),
+        ("health gate inconclusive: GET https://x answered 503, expected 200", "gate_inconclusive"),
+        ("health gate failed: error_rate 0.3 not <= 0.01", "gate_failed"),
+        ("paused by hand", "other"),
+    ]:
+        state = RolloutState.model_validate({**old, "status": "paused", "reason": reason})
+        assert (state.paused_by, state.on_failure) == (cause, "rollback")
+        assert rollout.pause_cause(state) == cause
+    running = RolloutState.model_validate(old)
+    assert running.paused_by is None and rollout.pause_cause(running) is None

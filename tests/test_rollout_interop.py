@@ -82,6 +82,6 @@ def test_a_rollback_serves_nobody(tmp_path: Path, served: Served) -> None:
         rsps.get(GATE_URL, status=200)
         assert repo.advance(T0 + 2 * HOUR) == 0
         assert abs(share(served(repo.store_dir / "production.flagd.json")) - 25) <= 1.5
-        rsps.replace(responses.GET, GATE_URL, status=503)
+        rsps.replace(responses.GET, GATE_URL, status=500)
         assert repo.advance(T0 + 4 * HOUR) == 1
     assert served(repo.store_dir / "production.flagd.json") == set()

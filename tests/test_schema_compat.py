@@ -299,6 +299,18 @@ CASES = [
         False, "", id="recursive $ref unchanged",
     ),
     pytest.param(
+        {"properties": {"a": {"$dynamicRef": "#v"}},
+         "$defs": {"v": {"$dynamicAnchor": "v", "type": "string"}}},
+        {"properties": {"a": {"$dynamicRef": "#v"}},
+         "$defs": {"v": {"$dynamicAnchor": "v", "type": "integer"}}},
+        True, "$dynamicRef", id="unchanged $dynamicRef to a narrowed target",
+    ),
+    pytest.param(
+        {"properties": {"a": {"$dynamicRef": "#v"}}, "$defs": {"v": {"$dynamicAnchor": "v"}}},
+        {"properties": {"a": {"$dynamicRef": "#v"}}, "$defs": {"v": {"$dynamicAnchor": "v"}}},
+        False, "", id="identical documents with a $dynamicRef",
+    ),
+    pytest.param(
         {"properties": {"a": {}}, "unevaluatedProperties": False},
         {"unevaluatedProperties": False},
         True, "unevaluated", id="unevaluatedProperties with a removed property",

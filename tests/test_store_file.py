@@ -6,12 +6,14 @@ import hashlib
 import json
 import multiprocessing
 import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gitops_flags.cli import main
 from gitops_flags.model import StoreConfig
 from gitops_flags.store import ConflictError, StoreCorrupt, StoreError, Update, open_store, store_url, update
 from gitops_flags.store.base import StoreSnapshot
@@ -189,6 +191,31 @@ def test_reseal_still_refuses_unreadable_state(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text('{"rollouts": 3}')
     with pytest.raises(StoreCorrupt, match=r"state\.json is not a valid store state"):
         store.reseal()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"flags": []}', "not json"])
+def test_reseal_refuses_a_document_flagd_cannot_serve(tmp_path: Path, text: str) -> None:
+    store = FileStore(tmp_path)
+    first_write(store)
+    (tmp_path / "production.flagd.json").write_text(text)
+    with pytest.raises(StoreCorrupt, match=r"production\.flagd\.json is not (a flagd document|JSON)"):
+        store.reseal()
+
+
+def test_the_cli_refuses_a_hand_edited_store_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    first_write(FileStore(store))
+    (store / "production.flagd.json").write_text(json.dumps(doc("production", False)))
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    for command in (["status"], ["audit"], ["advance", "--repo", str(repo)]):
+        assert main([*command, "--store", f"file:{store}"]) == 2
+        err = capsys.readouterr().err
+        assert "production.flagd.json was modified outside gitops-flags" in err, command
+        assert "Traceback" not in err
 
 
 def test_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:

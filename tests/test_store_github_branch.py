@@ -52,6 +52,7 @@ class FakeGitHub:
         self.refs: dict[str, str] = {}
         self.before_update: Callable[[], object] | None = None
         self.empty_repository = False
+        self.failures: dict[tuple[str, str], tuple[int, str]] = {}  # (method, path regex) → error to answer
         self.rsps = rsps
         self.ref_example = json.loads((EXAMPLES / "git--get-ref.json").read_text())
         routes = [
@@ -66,7 +67,16 @@ class FakeGitHub:
             (responses.POST, r"/git/blobs", self.create_blob),
         ]
         for method, path, handler in routes:
-            rsps.add_callback(method, re.compile(f"^{BASE_RE}{path}$"), handler)
+            rsps.add_callback(method, re.compile(f"^{BASE_RE}{path}$"), self._failing(method, handler))
+
+    def _failing(self, method: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def answer(request: Any) -> Any:
+            for (m, path), (status, message) in self.failures.items():
+                if m == method and re.search(path, _path(str(request.url))):
+                    return _error(status, message)
+            return handler(request)
+
+        return answer
 
     # --- bodies ------------------------------------------------------------------------------------
 
@@ -397,3 +407,35 @@ def test_open_store_github_branch(fake: FakeGitHub) -> None:
                 lazy=True)
     store = open_store("github-branch:flag-store", repo=gh.get_repo(REPO))
     assert isinstance(store, GitHubBranchStore) and store.branch == "flag-store"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "message", "expected"),
+    [
+        ("POST", "/git/blobs", 403, "Resource not accessible by integration", "needs `contents: write`"),
+        ("POST", "/git/commits", 500, "Server Error", "answered 500"),
+        ("PATCH", "/git/refs", 422, "Protected branch update failed for refs/heads/flag-store.", "protected"),
+        ("PATCH", "/git/refs", 403, "API rate limit exceeded for installation ID 1.", "rate limit"),
+    ],
+)
+def test_a_failing_write_is_a_store_error_not_a_race(
+    fake: FakeGitHub, method: str, path: str, status: int, message: str, expected: str
+) -> None:
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, None)
+    fake.failures[method, path] = (status, message)
+    with pytest.raises(StoreError, match=re.escape(expected)) as raised:
+        store.write(StoreState(applied_commit="c2"), {"production": doc("b")}, v1)
+    assert not isinstance(raised.value, ConflictError)  # update() must not retry it
+    assert fake.refs["flag-store"] == v1
+
+
+def test_a_failing_read_is_a_store_error_naming_what_the_token_needs(fake: FakeGitHub) -> None:
+    make_store().write(StoreState(applied_commit="c1"), {"production": doc("a")}, None)
+    fake.failures["GET", "/git/ref/"] = (401, "Bad credentials")
+    with pytest.raises(StoreError, match=r"answered 401 \(Bad credentials\).*contents: read"):
+        make_store().read()
+    fake.failures.clear()
+    fake.failures["GET", "/git/blobs/"] = (502, "Bad Gateway")
+    with pytest.raises(StoreError, match=r"cannot read blob .* answered 502"):
+        make_store().read()

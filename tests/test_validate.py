@@ -136,6 +136,59 @@ def test_unknown_field_gets_did_you_mean_at_its_line() -> None:
     assert p.message == "unknown field 'descripton'; did you mean 'description'?"
 
 
+def test_a_misspelt_required_field_is_one_problem() -> None:
+    p = one(problems_of(GOOD.replace("default_variant:", "defualt_variant:")))
+    assert (p.line, p.col, p.title) == (4, 1, "unknown-field")
+    assert p.message == "unknown field 'defualt_variant'; did you mean 'default_variant'?"
+    rule = '    rules:\n      - {when: {atribute: a, operator: equals, value: 1}, variant: "on"}\n'
+    p = one(problems_of(GOOD + rule))
+    assert (p.line, p.col, p.title) == (9, 17, "unknown-field")
+    assert p.message.endswith("unknown field 'atribute'; did you mean 'attribute'?")
+
+
+@pytest.mark.parametrize(("key", "shown"), [("True", "true"), ("1", "1"), ("~", "null")])
+def test_a_key_that_is_not_text_is_named_at_its_line(key: str, shown: str) -> None:
+    p = one(problems_of(GOOD.replace("type: boolean", f"type: boolean\n{key}: x")))
+    assert (p.line, p.col, p.title) == (3, 1, "wrong-type")
+    assert p.message == f"the key {shown} must be text; quote it"
+    p = one(problems_of(GOOD.replace('"off": false', f'"off": false, {key}: true')))
+    assert (p.line, p.col, p.title) == (3, 38, "wrong-type")
+    assert p.message == f"variants: the key {shown} must be text; quote it"
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    # pydantic's lax mode would turn each of these into a value; the JSON Schema (and editors) refuse them.
+    (GOOD.replace("enabled: true", "enabled: 'yes'"), 7,
+     "environments.production.enabled: expected true or false, got 'yes'"),
+    (GOOD.replace("enabled: true", "enabled: 1"), 7,
+     "environments.production.enabled: expected true or false, got 1"),
+    (GOOD + "    rollout: {variant: \"on\", paused: 0}\n", 8,
+     "environments.production.rollout.paused: expected true or false, got 0"),
+    (GOOD + "    rollout: {variant: \"on\", stages: [true, 100]}\n", 8,
+     "environments.production.rollout.stages[0]: expected a percentage in (0, 100] or one of initial, early, "
+     "half, majority, full, got true"),
+    (GOOD + "    rollout: {variant: \"on\", stages: ['5', 100]}\n", 8,
+     "environments.production.rollout.stages[0]: expected a percentage in (0, 100] or one of initial, early, "
+     "half, majority, full, got '5'"),
+    (GOOD + "    rollout:\n      variant: \"on\"\n      health_check: {type: http, url: 'https://x', "
+     "expect_status: '200'}\n", 10,
+     "environments.production.rollout.health_check.expect_status: expected a whole number, got '200'"),
+    (GOOD + "    rollout:\n      variant: \"on\"\n      health_check: {type: prometheus, server: "
+     "'https://x', query: q, threshold: true}\n", 10,
+     "environments.production.rollout.health_check.threshold: expected a number, got true"),
+    (GOOD + "    rollout:\n      variant: \"on\"\n      start_at: 1700000000\n", 10,
+     "environments.production.rollout.start_at: start_at must be a date and time such as "
+     "2026-12-01T09:00:00Z, not a number"),
+])
+def test_values_are_not_coerced(text: str, line: int, message: str) -> None:
+    p = one(problems_of(text))
+    assert (p.line, p.message) == (line, message)
+
+
+def test_a_quoted_start_at_is_a_time() -> None:
+    assert problems_of(GOOD + "    rollout: {variant: \"on\", start_at: '2026-12-01T09:00:00Z'}\n") == []
+
+
 def test_unknown_field_without_close_match_lists_the_allowed_ones() -> None:
     p = one(problems_of(GOOD + "    rollout: {variant: \"on\", zzz: 1}\n"))
     assert (p.line, p.col) == (8, 30)
@@ -339,6 +392,27 @@ def test_values_that_json_cannot_hold_are_reported() -> None:
     assert p.message.startswith("variants.a.until: 2026-01-01 is read as a date (YAML)")
 
 
+def test_numbers_beyond_2_53_are_a_warning() -> None:
+    text = ("key: x\ntype: number\nvariants:\n  big: 123456789012345678901\n  ok: 9007199254740992\n"
+            "default_variant: ok\n")
+    p = one(problems_of(text))
+    assert (p.line, p.col, p.severity, p.title) == (4, 3, "warning", "unsafe-number")
+    assert p.message.startswith("variants.big: 123456789012345678901 is beyond ±2^53")
+
+
+@pytest.mark.parametrize("stages", ["[5, 5, 100]", "[50, 25, 100]", "[initial, 5, full]", "[early, 20, 100]"])
+def test_stages_that_do_not_increase(stages: str) -> None:
+    p = one(problems_of(GOOD + f"    rollout: {{variant: \"on\", stages: {stages}}}\n"))
+    assert (p.line, p.title) == (8, "rollout-stages")
+    assert p.message.startswith("environments.production.rollout.stages[1]: stages must strictly increase")
+
+
+@pytest.mark.parametrize("stages", ["[0, 100]", "[101]", "[5.5, 100]", "[]"])
+def test_stages_outside_the_range(stages: str) -> None:
+    p = one(problems_of(GOOD + f"    rollout: {{variant: \"on\", stages: {stages}}}\n"))
+    assert p.line == 8 and p.title in ("wrong-type", "invalid-value")
+
+
 def test_rollout_stages_increase_and_end_at_100() -> None:
     found = problems_of(GOOD + "    rollout: {variant: \"on\", stages: [50, early, 75]}\n")
     assert [(p.line, p.col, p.message) for p in found] == [
@@ -409,6 +483,14 @@ def test_invalid_schema_is_reported_once_and_flag_values_are_not_checked_against
     assert "'objekt' is not one of ['array', 'boolean'" in p.message
 
 
+def test_an_invalid_regex_makes_the_schema_invalid_rather_than_unchecked() -> None:
+    bad = SCHEMA_TEXT.replace("provider: {enum: [stripe, adyen]}", "provider: {pattern: '(['}")
+    found = problems_of(CFG, path="flags/cfg.yaml", files={"flags/schemas/checkout_config.yaml": bad})
+    p = one(found)
+    assert (p.file, p.line, p.col, p.title) == ("flags/schemas/checkout_config.yaml", 7, 16, "invalid-schema")
+    assert p.message == "schema.properties.provider.pattern: not a valid JSON Schema: '([' is not a 'regex'"
+
+
 def test_unknown_dialect_is_a_warning_and_checked_as_2020_12() -> None:
     doc = SchemaDoc.model_validate({"name": "s", "version": 1, "schema": {"$schema": "https://x.example/s"}})
     p = one(check_schema_doc(doc, "flags/schemas/s.yaml"))
@@ -443,6 +525,25 @@ def test_paths() -> None:
 def test_misplaced_schema_is_a_warning() -> None:
     p = one(problems_of(GOOD, files={"flags/schemas/old/s.yaml": SCHEMA_TEXT}))
     assert (p.file, p.severity, p.title) == ("flags/schemas/old/s.yaml", "warning", "misplaced-schema")
+
+
+def test_linked_folders_inside_are_read_and_those_leading_outside_are_refused(tmp_path: Path) -> None:
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (repo / "shared").mkdir(parents=True)
+    (repo / "flags").mkdir()
+    elsewhere.mkdir()
+    (repo / "shared" / "x.yaml").write_text(GOOD)
+    (elsewhere / "y.yaml").write_text(GOOD.replace("key: x", "key: y"))
+    (repo / "flags" / "team").symlink_to("../shared")
+    (repo / "flags" / "ext").symlink_to(elsewhere)
+    (repo / "shared" / "loop").symlink_to("../flags")  # would walk forever if links were followed blindly
+    tree = DirTree(repo)
+    assert list(tree.paths("flags/")) == ["flags/team/x.yaml"]
+    result = validate_tree(tree, POLICY)
+    assert list(result.flags) == ["x"]
+    # flags/team/loop leads back to flags/, so its `ext` is seen once more under that name; nothing loops.
+    assert [(p.file, p.line, p.title) for p in result.problems] == [
+        ("flags/ext", None, "symlink-outside"), ("flags/team/loop/ext", None, "symlink-outside")]
 
 
 # --- only some files ------------------------------------------------------------------------------------
@@ -526,6 +627,20 @@ def test_policy_missing_or_invalid_gives_no_policy() -> None:
     assert [(p.line, p.message) for p in found] == [
         (1, "environments: must not be empty"), (1, "missing required field 'workflows'"),
         (2, "rules: must not be empty")]
+
+
+def test_policy_and_schema_numbers_and_switches_are_not_coerced() -> None:
+    text = POLICY_TEXT.replace("role: manager}", "role: manager, approvals: true}")
+    policy, found = read_policy(DictTree({model.POLICY_PATH: text + "options: {allow_author: 'no'}\n"}))
+    assert policy is None
+    assert [(p.line, p.message) for p in found] == [
+        (12, "workflows.flag_approval.steps[0].approvals: expected a whole number, got true"),
+        (16, "options.allow_author: expected true or false, got 'no'")]
+    _, found = read_policy(DictTree({model.POLICY_PATH: POLICY_TEXT.replace("version: 1", "version: true")}))
+    assert [(p.line, p.message) for p in found] == [(1, "version: expected the format version 1, got true")]
+    _, found = read_schema(DictTree({"flags/schemas/s.yaml": "name: s\nversion: '2'\nschema: {}\n"}),
+                           "flags/schemas/s.yaml")
+    assert [(p.line, p.message) for p in found] == [(2, "version: expected a whole number, got '2'")]
 
 
 def test_flags_dir_must_stay_inside_the_repository() -> None:

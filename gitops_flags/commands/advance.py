@@ -107,10 +107,12 @@ def read_policy(tree: Tree) -> Policy | None:
     return policy
 
 
-def resolve_store_url(option: str | None, policy: Policy | None, repo: Path) -> str:
+def resolve_store_url(option: str | None, policy: Policy | None, repo: Path, *, in_actions: bool = False
+                      ) -> str:
     """`--store` as given; else the policy's store (a file store's path is taken from the repository
-    root); else `file:.flag-store` in the repository. The same default as apply's."""
-    return option or default_store_url(policy, repo)
+    root); else `github-branch:flag-store` in Actions and `file:.flag-store` in the repository elsewhere.
+    The same default as apply's."""
+    return option or default_store_url(policy, repo, in_actions=in_actions)
 
 
 # --- one rollout and what HEAD says about it ---------------------------------------------------------
@@ -278,6 +280,8 @@ def audit_record(key: str, environment: str, before: RolloutState, event: rollou
         "change_type": "rollout",
         "event": event.kind,
         "summary": f"{summary}: {event.reason}" if event.reason else summary,
+        "kind": "flag",
+        "key": key,
         "flag": key,
         "environment": environment,
         "variant": before.variant,
@@ -421,7 +425,7 @@ def run(options: Options, services: Services) -> int:
     repo = repo_dir(options.repo, env)
     with git.GitTree(repo, "HEAD") as tree:
         policy = read_policy(tree)
-        url = resolve_store_url(options.store, policy, repo)
+        url = resolve_store_url(options.store, policy, repo, in_actions=env.in_actions)
         store = services.open_store(url, env)
         files = FlagFiles(tree, policy)
         decision, snapshot = _decide_and_write(store, files, now, options, services, env)

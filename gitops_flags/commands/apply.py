@@ -27,7 +27,7 @@ import click
 
 from .. import actions_env, changes, git, notify, reconcile, validate
 from ..actions_env import ActionsEnv
-from ..model import POLICY_PATH, Policy
+from ..model import POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
@@ -35,6 +35,7 @@ from ..store.state import StoreState, unit_id
 from ..tree import DictTree, Tree
 
 EMPTY: Tree = DictTree({})
+DEFAULT_BRANCH = StoreConfig().branch  # the store branch when the policy names no store
 
 SourceFactory = Callable[[ActionsEnv, Path], MergedPullSource | None]
 NotifierFactory = Callable[[ActionsEnv], notify.Notifier | None]
@@ -133,10 +134,13 @@ notifier_factory: NotifierFactory = default_notifier
 store_opener: StoreOpener = default_store_opener
 
 
-def default_store_url(policy: Policy | None, repo: Path) -> str:
-    """The policy's store; a file store's path is relative to the repository. Without a policy,
-    `file:<repo>/.flag-store`."""
-    if policy is None:
+def default_store_url(policy: Policy | None, repo: Path, *, in_actions: bool = False) -> str:
+    """The policy's store; a file store's path is relative to the repository. A policy without a
+    `store:` section gets `github-branch:flag-store` inside GitHub Actions (a directory in the checkout
+    would be lost with the runner) and `file:<repo>/.flag-store` elsewhere, as does no policy."""
+    if policy is None or "store" not in policy.model_fields_set:
+        if in_actions:
+            return f"github-branch:{DEFAULT_BRANCH}"
         return f"file:{repo / '.flag-store'}"
     if policy.store.type == "file":
         return f"file:{repo / policy.store.path}"
@@ -277,7 +281,7 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
     head = git.resolve(repo, options.rev)
     with git.GitTree(repo, head) as head_tree:
         head_policy, _ = validate.read_policy(head_tree)
-    url = options.store or default_store_url(head_policy, repo)
+    url = options.store or default_store_url(head_policy, repo, in_actions=env.in_actions)
     store = store_opener(url, env)
     _warn_ephemeral(url, env)
     snapshot = store.read()

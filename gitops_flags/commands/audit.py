@@ -33,11 +33,12 @@ from . import apply
 def command(key: str | None, environment: str | None, store_arg: str | None, repo: Path, fmt: str,
             limit: int | None) -> int:
     """Show the audit log of applied changes."""
+    env = ActionsEnv.from_environ(os.environ)
     url = store_arg
     if url is None:
         policy, _ = validate.read_policy(DirTree(repo))
-        url = apply.default_store_url(policy, repo.resolve())
-    store = apply.store_opener(url, ActionsEnv.from_environ(os.environ))
+        url = apply.default_store_url(policy, repo.resolve(), in_actions=env.in_actions)
+    store = apply.store_opener(url, env)
     records = select(store.read_audit(), key, environment)
     if limit is not None:
         records = records[-limit:]

@@ -4,8 +4,9 @@ Flow: PR + files + reviews from the API → policy and CODEOWNERS at the base co
 head (local git objects when the checkout has them, else the contents API) → diff → team members the policy
 needs → evaluate → commit status, sticky comment, review requests, annotations, job summary, step outputs.
 
-Exit codes: 0 approved or pending (the commit status carries the state); 1 rejected, invalid or error, or
-pending with --fail-on-pending; 2 when it cannot run or cannot report (bad event, token, permissions).
+Exit codes: 0 approved or pending (the commit status carries the state), or nothing to do (an event action
+that cannot change the outcome, a closed PR); 1 rejected, invalid or error, or pending with
+--fail-on-pending; 2 when it cannot run or cannot report (bad event, token, permissions, rate limits).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import click
 from .. import actions_env, github, model, render
 from ..actions_env import ActionsEnv, PullTarget, Skip
 from ..github import GitHubClient, GitHubError, PullInfo, TooManyFiles, Trees, WriteForbidden
-from ..problems import GitopsFlagsError
+from ..problems import GitopsFlagsError, Problem, Severity
 from ..result import Evaluation
 from ..snapshot import Review
 
@@ -71,6 +72,9 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     repository, number = target
     client = make_client(env.api_url, env.token or None, repository)
     pull = client.pull(number)
+    if pull.state == "closed":  # merged or abandoned: a status, comment or review request would be noise
+        click.echo(f"gitops-flags: nothing to do (pull request #{number} is closed)")
+        return 0
     reviews = client.reviews(number)
     checkout = options.checkout or Path(env.workspace or ".")
     trees = Trees(client, checkout)
@@ -126,31 +130,47 @@ def outputs(evaluation: Evaluation) -> dict[str, str]:
             "pending-steps": json.dumps(pending, separators=(",", ":"))}
 
 
+def _log(text: str, env: ActionsEnv) -> None:
+    """Print text that quotes the PR; inside Actions, framed so the runner runs no command hidden in it."""
+    click.echo(actions_env.stop_commands(text) if env.in_actions else text, nl=False)
+
+
+def _annotate(message: str, severity: Severity, title: str, env: ActionsEnv) -> None:
+    if env.in_actions:
+        click.echo(render.annotation(Problem("", None, None, message, severity, title)))
+
+
 def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluation: Evaluation,
            links: render.Links, env: ActionsEnv, options: Options) -> int:
     context = f"gitops-flags: {pull.base_ref}"
     state, description = render.status_state(evaluation), render.status_description(evaluation)
-    click.echo(render.plan_text(evaluation), nl=False)
+    _log(render.plan_text(evaluation), env)
     if env.in_actions:
         for line in render.annotations(evaluation.problems):
             click.echo(line)
     summary = render.job_summary(evaluation, links)
     actions_env.write_outputs(env.output_path, outputs(evaluation))
 
-    comments = client.comments(pull.number)
+    # A PR without comments has no sticky comment: skip the list (the first run then stays at 6 requests
+    # with its review request).
+    comments = client.comments(pull.number) if pull.comments != 0 else []
     sticky = github.find_sticky(comments, pull.author)
     previous = render.parse_digest(sticky.body) if sticky else None
     body = render.comment_markdown(evaluation, previous=previous, links=links)
     unchanged = previous is not None and previous == render.digest(evaluation, links)
     worth_a_comment = bool(evaluation.changes or evaluation.problems or evaluation.verdict != "approved")
     users, teams = github.review_requests(render.awaited(evaluation), pull, reviews, client.owner)
+    if pull.draft and (users or teams):  # `ready_for_review` runs the check again and asks then
+        click.echo(f"gitops-flags: draft pull request: reviews from {', '.join([*users, *teams])} are "
+                   "requested once it is ready for review")
+        users, teams = [], []
 
     if options.dry_run:
         click.echo(f"--- commit status ({context}) on {pull.head_sha[:12]}: {state}: {description}")
         action = ("unchanged, not edited" if unchanged else f"edit comment {sticky.id}") if sticky else (
             "create" if worth_a_comment else "none (nothing to report)")
         click.echo(f"--- sticky comment: {action}")
-        click.echo(body, nl=False)
+        _log(body, env)
         click.echo(f"--- review requests: users {users or '-'}, teams {teams or '-'}")
         actions_env.append_summary(env.summary_path, summary)
         return exit_code(evaluation, options.fail_on_pending)
@@ -165,11 +185,13 @@ def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluati
             warning = client.request_reviewers(pull.number, users, teams)
             if warning:
                 click.echo(f"warning: {warning}", err=True)
-    except WriteForbidden as exc:
+                _annotate(warning, "warning", "review-request", env)
+    except GitHubError as exc:  # the report could not be posted: the job summary gets it all
         help_text = _write_help(exc, pull, env)
         warning = f"> [!WARNING]\n> {render.escape_md(help_text, 2000)}\n\n"
         actions_env.append_summary(env.summary_path, warning + summary)
         click.echo(f"error: {help_text}", err=True)
+        _annotate(help_text, "error", "cannot-report", env)
         return 2
     actions_env.append_summary(env.summary_path, summary)
     return exit_code(evaluation, options.fail_on_pending)
@@ -177,7 +199,8 @@ def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluati
 
 def _write_help(exc: GitHubError, pull: PullInfo, env: ActionsEnv) -> str:
     text = str(exc)
-    if pull.from_fork and env.event_name in ("pull_request", "pull_request_review"):
+    if isinstance(exc, WriteForbidden) and pull.from_fork and env.event_name in (
+            "pull_request", "pull_request_review"):
         text += (
             f" This pull request comes from a fork ({pull.head_repo or 'deleted'}), and on "
             f"`{env.event_name}` GitHub gives such runs a read-only token, so the result cannot be posted. "

@@ -1,9 +1,13 @@
-"""`gitops-flags init [DIR]`: write a starter policy, CODEOWNERS, an example flag and the PR-check workflow.
+"""`gitops-flags init [DIR]`: write a starter policy, CODEOWNERS, an example flag and the three workflows.
 
 The policy carries the workflows the project was built to replace: a manager then QA for production flag
 changes (QA skipped for kill switches and deletes), two schema reviewers then a senior then compliance
 (when breaking or labelled `requires-additional-review`), and senior plus compliance for governance files.
-Existing files are never overwritten without `--force`.
+The workflows run the PR check, apply merged changes to the store, and advance staged rollouts.
+
+Existing files are never overwritten without `--force`. A repository that already has a CODEOWNERS (in
+any of the places GitHub looks) keeps it: writing `.github/CODEOWNERS` next to a root or `docs/` one would
+silently replace it for the whole repository, since GitHub reads only the first it finds.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ..model import POLICY_PATH
+from ..model import CODEOWNERS_PATHS, POLICY_PATH
 
 # template file (in gitops_flags/templates) → where it goes, relative to the repository root
 FILES: dict[str, str] = {
@@ -21,8 +25,11 @@ FILES: dict[str, str] = {
     "CODEOWNERS": ".github/CODEOWNERS",
     "example_flag.yaml": "flags/example_flag.yaml",
     "gitops-flags-check.yml": ".github/workflows/gitops-flags.yml",
+    "gitops-flags-apply.yml": ".github/workflows/gitops-flags-apply.yml",
+    "gitops-flags-rollout.yml": ".github/workflows/gitops-flags-rollout.yml",
 }
 KEEP = "flags/schemas/.gitkeep"  # so git keeps the (empty) schemas folder
+CODEOWNERS = FILES["CODEOWNERS"]
 
 
 def template(name: str) -> str:
@@ -30,7 +37,7 @@ def template(name: str) -> str:
 
 
 def plan_files() -> dict[str, str]:
-    """Destination path → content, for every file init writes."""
+    """Destination path → content, for every file init writes into an empty repository."""
     files = {dest: template(name) for name, dest in FILES.items()}
     files[KEEP] = ""
     return files
@@ -40,8 +47,16 @@ def plan_files() -> dict[str, str]:
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def command(directory: Path, force: bool) -> int:
-    """Write a starter policy, CODEOWNERS, an example flag and the pull-request workflow into DIRECTORY."""
+    """Write a starter policy, CODEOWNERS, an example flag and the three workflows into DIRECTORY."""
     files = plan_files()
+    owners_at = next((p for p in CODEOWNERS_PATHS if (directory / p).is_file()), None)
+    kept = None
+    if owners_at is not None:
+        content = files.pop(CODEOWNERS)
+        if force:
+            files[owners_at] = content  # overwrite the file GitHub reads, never shadow it
+        else:
+            kept = owners_at
     existing = [dest for dest in files if (directory / dest).exists()]
     if existing and not force:
         click.echo("error: these files exist already (use --force to overwrite them):", err=True)
@@ -53,8 +68,14 @@ def command(directory: Path, force: bool) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         click.echo(f"wrote {dest}")
+    if kept:
+        rules = [line for line in template("CODEOWNERS").splitlines() if line and not line.startswith("#")]
+        click.echo(f"kept {kept} (GitHub reads only one CODEOWNERS); the `codeowner` role means its owners. "
+                   "Make sure it owns the flags, for example:")
+        for line in rules:
+            click.echo(f"  {line}")
     click.echo(
         "\nNext: replace the placeholder teams (@your-org/...) in the policy and CODEOWNERS and OWNER in "
-        "the workflow, then run `gitops-flags validate`."
+        "the workflows, then run `gitops-flags validate`."
     )
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,22 +112,55 @@ def parse_pull(data: Any, source: str, base_sha: str, head_sha: str, read: Conte
                for x in labels):
         raise GitopsFlagsError(f"--pull {source}: `labels` must list label names (or label objects)")
     reviews = _list(data, "reviews", source)
-    if not all(isinstance(r, Mapping) for r in reviews):
-        raise GitopsFlagsError(f"--pull {source}: `reviews` must list GitHub review objects")
+    for index, review in enumerate(reviews):
+        problem = _review_problem(review)
+        if problem:
+            raise GitopsFlagsError(f"--pull {source}: reviews[{index}]: {problem}")
     teams = data.get("teams", {})
     if not isinstance(teams, Mapping) or not all(
         isinstance(v, list) and all(isinstance(m, str) for m in v) for v in teams.values()
     ):
         raise GitopsFlagsError(f'--pull {source}: `teams` must map "org/slug" to a list of logins')
     return PullSnapshot(
-        author=author,
+        author=author.removeprefix("@"),
         head_sha=head_sha,
         base_sha=base_sha,
         labels=frozenset(x if isinstance(x, str) else x["name"] for x in labels),
         reviews=tuple(Review.from_github(r) for r in reviews),
-        teams={slug.lstrip("@").lower(): TeamLookup(frozenset(members)) for slug, members in teams.items()},
+        teams={
+            slug.lstrip("@").lower(): TeamLookup(frozenset(m.removeprefix("@") for m in members))
+            for slug, members in teams.items()
+        },
         read=read,
     )
+
+
+REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING")
+
+
+def _review_problem(review: Any) -> str:
+    """Why `review` is not a GitHub review object this tool can read ("" when it is). REST spells states
+    in upper case, webhooks in lower case; `user` is null for a deleted account."""
+    if not isinstance(review, Mapping):
+        return "expected a GitHub review object"
+    user = review.get("user")
+    if user is not None and not (isinstance(user, Mapping) and isinstance(user.get("login"), str)):
+        return '`user` must be an object with a `login` (or null), e.g. {"login": "octocat", "type": "User"}'
+    state = review.get("state")
+    if not isinstance(state, str) or state.upper() not in REVIEW_STATES:
+        return f"`state` must be one of {', '.join(REVIEW_STATES)} (any case), not {json.dumps(state)}"
+    review_id = review.get("id", 0)
+    if isinstance(review_id, bool) or not isinstance(review_id, int):
+        return "`id` must be an integer"
+    if not isinstance(review.get("commit_id"), str | None):
+        return "`commit_id` must be a commit SHA (or null)"
+    submitted = review.get("submitted_at")
+    if submitted is not None:
+        try:
+            datetime.fromisoformat(submitted)
+        except (TypeError, ValueError):
+            return f"`submitted_at` must be an ISO 8601 time (2026-01-02T10:00:00Z), not {submitted!r}"
+    return ""
 
 
 def _list(data: Mapping[str, Any], key: str, source: str) -> list[Any]:

@@ -85,6 +85,8 @@ def row_json(row: Row, now: datetime) -> dict[str, Any]:
             "percentage": state.percentage,
             "status": state.status,
             "reason": state.reason,
+            "paused_by": state.paused_by,
+            "on_failure": state.on_failure,
             "due_now": rollout.due(state, now),
             "next_stage_due": due.isoformat() if due is not None else None,
             "next": next_text(state, now),
@@ -159,7 +161,7 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
         if tree is not None:
             with tree:
                 policy = read_policy(tree)
-    url = resolve_store_url(store, policy, directory)
+    url = resolve_store_url(store, policy, directory, in_actions=env.in_actions)
     snapshot = services.open_store(url, env).read()
     found = rows(snapshot, key)
     if format_ == "json":

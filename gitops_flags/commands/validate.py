@@ -30,7 +30,9 @@ def _relative(root: Path, given: str) -> str:
     """`given` (relative to the current directory) as a POSIX path relative to `root`. Symlinks in the
     folders are resolved, the file itself is not (the loader decides whether a symlinked file may be read)."""
     absolute = Path(os.path.abspath(given))
-    real = Path(os.path.realpath(absolute.parent)) / absolute.name
+    # A folder is resolved in full: a linked folder that leads outside the repository is refused here.
+    real = Path(os.path.realpath(absolute if absolute.is_dir() else absolute.parent))
+    real = real if absolute.is_dir() else real / absolute.name
     try:
         rel = real.relative_to(root)
     except ValueError:
@@ -43,7 +45,9 @@ def _order(p: Problem) -> tuple[str, int, int]:
 
 
 def text_line(problem: Problem) -> str:
-    return f"{problem.location()}: {problem.severity}: {problem.message}"
+    """One line per problem, even when the message quotes text holding a line break."""
+    message = problem.message.replace("\r", "\\r").replace("\n", "\\n")
+    return f"{problem.location()}: {problem.severity}: {message}"
 
 
 def _plural(n: int, word: str) -> str:

@@ -193,9 +193,12 @@ def decode(
     for name, data in files.items():
         if name.endswith(DOC_SUFFIX):
             try:
-                documents[name[: -len(DOC_SUFFIX)]] = json.loads(data)
+                document = json.loads(data)
             except ValueError as exc:
                 raise StoreCorrupt(f"{where}/{name} is not JSON: {exc}") from None
+            if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
+                raise StoreCorrupt(f"{where}/{name} is not a flagd document (an object with `flags`)")
+            documents[name[: -len(DOC_SUFFIX)]] = document
     return state, documents
 
 

@@ -112,24 +112,34 @@ class GitHubBranchStore:
         if head is not None and not changed and not deleted:
             return head.commit.sha  # nothing changed: no empty commit
 
-        elements = [self._upload(name, new_files[name]) for name in changed]
-        elements += [InputGitTreeElement(name, "100644", "blob", sha=None) for name in deleted]
         try:
-            if head is None or ref is None:
+            elements = [self._upload(name, new_files[name]) for name in changed]
+            elements += [InputGitTreeElement(name, "100644", "blob", sha=None) for name in deleted]
+            if head is None:
                 tree = self.repo.create_git_tree(elements)
                 commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, [])
-                self.repo.create_git_ref(f"refs/heads/{self.branch}", commit.sha)
             else:
                 tree = self.repo.create_git_tree(elements, base_tree=head.tree)
                 commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, [head.commit])
+        except GithubException as exc:
+            raise _failed(exc, f"write the store to branch {self.branch!r}", write=True) from None
+        try:  # the compare-and-swap: only this step can lose a race
+            if ref is None:
+                self.repo.create_git_ref(f"refs/heads/{self.branch}", commit.sha)
+            else:
                 ref.edit(commit.sha, force=False)
         except GithubException as exc:
+            if exc.status == 422 and "protected" in _message(exc).lower():
+                raise StoreError(
+                    f"cannot move branch {self.branch!r} of the store: it is protected ({_message(exc)}); "
+                    "the store branch must accept pushes from the workflow's token"
+                ) from None
             if exc.status in (409, 422):
                 raise ConflictError(
                     f"the store on branch {self.branch!r} moved while writing ({exc.status}: "
                     f"{_message(exc)}); read it again"
                 ) from None
-            raise
+            raise _failed(exc, f"move branch {self.branch!r} of the store", write=True) from None
         # The created tree lists every entry, so the next write needs no reads of its own.
         self._heads[commit.sha] = _Head(commit, tree, {e.path: e.sha for e in tree.tree if e.type == "blob"})
         return str(commit.sha)
@@ -168,14 +178,17 @@ class GitHubBranchStore:
                     f"the repository has no commits yet, so branch {self.branch!r} cannot hold the store; "
                     "push a first commit"
                 ) from None
-            raise
+            raise _failed(exc, f"read branch {self.branch!r} of the store", write=False) from None
         return ref
 
     def _load(self, sha: str) -> tuple[StoreSnapshot, dict[str, str]]:
         head = self._heads.get(sha)
         if head is None:
-            commit = self.repo.get_git_commit(sha)
-            tree = self.repo.get_git_tree(commit.tree.sha)
+            try:
+                commit = self.repo.get_git_commit(sha)
+                tree = self.repo.get_git_tree(commit.tree.sha)
+            except GithubException as exc:
+                raise _failed(exc, f"read commit {sha[:12]} of the store", write=False) from None
             blobs = {e.path: e.sha for e in tree.tree if e.type == "blob"}
             head = self._heads[sha] = _Head(commit, tree, blobs)
         present = sorted(head.blobs)
@@ -195,7 +208,10 @@ class GitHubBranchStore:
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blob_data:
-            blob = self.repo.get_git_blob(sha)
+            try:
+                blob = self.repo.get_git_blob(sha)
+            except GithubException as exc:
+                raise _failed(exc, f"read blob {sha[:12]} of the store", write=False) from None
             raw = blob.content or ""
             data = base64.b64decode(raw) if blob.encoding == "base64" else raw.encode()
             self._blob_data[sha] = data
@@ -205,6 +221,20 @@ class GitHubBranchStore:
         blob = self.repo.create_git_blob(base64.b64encode(data).decode("ascii"), "base64")
         self._blob_data[blob.sha] = data
         return InputGitTreeElement(name, "100644", "blob", sha=blob.sha)
+
+
+def _failed(exc: GithubException, what: str, *, write: bool) -> StoreError:
+    """A GitHub error that is not a race, as a StoreError saying what the token needs."""
+    status, message = exc.status, _message(exc)
+    if status == 403 and "rate limit" in message.lower():
+        return StoreError(f"cannot {what}: GitHub's rate limit was exceeded ({message}); run again later")
+    if status in (401, 403, 404):
+        need = "contents: write" if write else "contents: read"
+        return StoreError(
+            f"cannot {what}: GitHub answered {status} ({message}); the token needs `{need}` on the "
+            "repository (`permissions:` in the workflow)"
+        )
+    return StoreError(f"cannot {what}: GitHub answered {status} ({message})")
 
 
 def _message(exc: GithubException) -> str:

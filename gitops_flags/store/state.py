@@ -24,6 +24,15 @@ MAX_SUCCEEDED_UNITS = 500
 RolloutStatus = Literal["scheduled", "running", "paused", "completed", "rolled_back"]
 RolloutEvent = Literal["started", "advanced", "paused", "resumed", "rolled_back", "completed"]
 GateOutcome = Literal["passed", "failed", "inconclusive"]
+PauseCause = Literal["plan", "kill_switch", "gate_failed", "gate_inconclusive", "other"]
+OnFailure = Literal["rollback", "pause"]
+
+# The reasons a pause is recorded with. Stores written before `paused_by` existed carry the cause only in
+# `reason`, so these prefixes are read back once, when such a state is loaded.
+REASON_PLAN = "paused by the plan (paused: true)"
+REASON_KILL_SWITCH = "kill switch: the flag is disabled in this environment"
+GATE_FAILED = "health gate failed"
+GATE_INCONCLUSIVE = "health gate inconclusive"
 
 
 class _Value(BaseModel):
@@ -61,9 +70,19 @@ class RolloutState(_Value):
     stage_delay_seconds: int = Field(ge=0)
     history: list[RolloutHistoryEntry] = Field(default_factory=list)
     reason: str = ""
+    paused_by: PauseCause | None = Field(None, description="Why a paused rollout is paused; None otherwise")
+    on_failure: OnFailure = Field("rollback", description="The plan's on_failure, for display")
     last_gate: GateResult | None = None
     pr: int | None = Field(None, description="The PR that started the rollout")
     plan_hash: str = Field(description="plan_hash() of the approved plan; another hash means a PR edited it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_pause(cls, data: Any) -> Any:
+        """A paused state written before `paused_by` existed: the cause from the reason's prefix."""
+        if isinstance(data, dict) and data.get("status") == "paused" and data.get("paused_by") is None:
+            data = {**data, "paused_by": pause_cause_of(str(data.get("reason") or ""))}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RolloutState:
@@ -75,6 +94,8 @@ class RolloutState(_Value):
             raise ValueError(f"a {self.status} rollout serves 0%, not {self.percentage}%")
         if self.status == "completed" and self.percentage != 100:
             raise ValueError(f"a completed rollout serves 100%, not {self.percentage}%")
+        if (self.paused_by is not None) != (self.status == "paused"):
+            raise ValueError(f"paused_by {self.paused_by!r} does not fit a {self.status} rollout")
         return self
 
     def next_stage_due(self) -> datetime | None:
@@ -86,6 +107,19 @@ class RolloutState(_Value):
         due = self.entered_at + timedelta(seconds=self.stage_delay_seconds) if self.entered_at else None
         candidates = [t for t in (due, self.start_at) if t is not None]
         return max(candidates) if candidates else None
+
+
+def pause_cause_of(reason: str) -> PauseCause:
+    """The cause a legacy reason text names."""
+    if reason == REASON_PLAN:
+        return "plan"
+    if reason == REASON_KILL_SWITCH:
+        return "kill_switch"
+    if reason.startswith(GATE_INCONCLUSIVE):
+        return "gate_inconclusive"
+    if reason.startswith(GATE_FAILED):
+        return "gate_failed"
+    return "other"
 
 
 class UnitOfWork(_Value):

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -123,14 +122,16 @@ class Actions:
         self.jobs += 1
         workspace = self.root / f"job{self.jobs}" / "workspace"
         env = {**self.double.git.env}
-        subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(self.double.git.path), str(workspace)],
-                       check=True, env=env)
+        origin = str(self.double.git.path)
+        subprocess.run(["git", "clone", "--quiet", "--no-checkout", origin, str(workspace)], check=True,
+                       env=env)
         if fetch_pulls:
             subprocess.run(["git", "-C", str(workspace), "fetch", "--quiet", "origin",
                             "+refs/pull/*/head:refs/remotes/origin/pull/*"], check=True, env=env)
         sha = subprocess.run(["git", "-C", str(workspace), "rev-parse", ref], check=True, env=env,
                              capture_output=True, text=True).stdout.strip()
-        subprocess.run(["git", "-C", str(workspace), "checkout", "--quiet", "--detach", sha], check=True, env=env)
+        subprocess.run(["git", "-C", str(workspace), "checkout", "--quiet", "--detach", sha], check=True,
+                       env=env)
         return workspace, sha
 
     def start(self, args: Sequence[str], *, event: str, payload: Mapping[str, Any], ref: str, run_id: int,
@@ -163,8 +164,9 @@ class Actions:
             **self.extra_env,
         }
         argv = [*tool_command(), *args]
-        process = subprocess.Popen(argv, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        process = subprocess.Popen(argv, cwd=workspace, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                   start_new_session=True)
         return Running(process, list(args), summary, output, time.monotonic())
 
     def run(self, args: Sequence[str], **kwargs: Any) -> Job:
@@ -174,6 +176,7 @@ class Actions:
 # --- reading what the tool left behind ---------------------------------------------------------------
 
 
+STICKY = "<!-- gitops-flags:sticky -->"
 DIGEST = re.compile(r"<!-- gitops-flags:digest v1\.([A-Za-z0-9+/=]+) -->")
 
 
@@ -233,20 +236,55 @@ def read_store(double: GitHubDouble, url: str) -> StoreFiles:
     return StoreFiles({name: double.git.blob(sha) for _, kind, sha, _, name in rows if kind == "blob"})
 
 
-VOLATILE_AUDIT_KEYS = ("store", "store_version")
+# What legitimately differs between two runs of the same scenario: where the store is and its version
+# (backend-specific), and which workflow run wrote a line (a concurrent run may win a race).
+VOLATILE_AUDIT_KEYS = ("store", "store_version", "run_url")
+RUN_URL = re.compile(r"/actions/runs/\d+")
 
 
 def comparable(files: StoreFiles) -> dict[str, Any]:
-    """Store files with what differs between backends (where, version) left out, for comparing runs."""
+    """Store files with what differs between runs left out (see VOLATILE_AUDIT_KEYS)."""
     out: dict[str, Any] = {}
     for name, raw in files.files.items():
         if name == "audit.jsonl":
-            out[name] = [{k: v for k, v in line.items() if k not in VOLATILE_AUDIT_KEYS} for line in files.audit()]
+            out[name] = [{k: v for k, v in line.items() if k not in VOLATILE_AUDIT_KEYS}
+                         for line in files.audit()]
         elif name.endswith(".json"):
             out[name] = json.loads(raw)
-        elif name != "store.sha256":  # covers the files above; it differs only when they do
+        elif name != "store.sha256":  # it covers the files above, and differs only when they do
             out[name] = raw
     return out
+
+
+def normalized(text: str, store: str) -> str:
+    return RUN_URL.sub("/actions/runs/N", text.replace(store.removeprefix("file:"), "<store>"))
+
+
+@dataclass
+class Outcome:
+    """What a run of the scenario leaves behind, comparable between runs."""
+
+    store: dict[str, Any]
+    comments: dict[int, list[str]]  # per PR, the comments other than the sticky one, normalized
+    digests: dict[int, dict[str, Any]]  # per PR, the digest of the sticky comment
+    statuses: dict[str, tuple[str, str]]  # per commit, the last (state, description)
+
+
+def outcome(lc: Lifecycle) -> Outcome:
+    comments: dict[int, list[str]] = {}
+    digests: dict[int, dict[str, Any]] = {}
+    for number in lc.double.pulls:
+        for body in pr_comment_bodies(lc.double, number):
+            if body.startswith(STICKY):
+                digests[number] = digest(body)
+            else:
+                comments.setdefault(number, []).append(normalized(body, lc.store))
+    statuses = {s.sha: (s.state, s.description) for s in lc.double.statuses}
+    return Outcome(comparable(lc.read_store()), comments, digests, statuses)
+
+
+# The fault-free run's outcome, kept for the fault test when both run in one session.
+REFERENCE: dict[str, Outcome] = {}
 
 
 # --- the scenario -------------------------------------------------------------------------------------
@@ -350,7 +388,7 @@ class Lifecycle:
         dark = replace_once(f["flags/dark_mode.yaml"], "  production:\n    enabled: true",
                             "  production:\n    enabled: false")
         schema = replace_once(f["flags/schemas/rate_limits.yaml"], "version: 1", "version: 2")
-        schema += "    window_seconds: {type: integer, minimum: 1, description: Length of the counting window}\n"
+        schema += "    window_seconds: {type: integer, minimum: 1, description: The counting window}\n"
         return self.double.open_pull("alice", "alice/checkout-launch", {
             "flags/checkout/gift_cards.yaml": GIFT_CARDS,
             "flags/onboarding_tour.yaml": onboarding,
@@ -376,17 +414,39 @@ class Lifecycle:
         loosened = replace_once(policy.decode(), "{match: {kind: flag, environment: production}, workflow: "
                                 "flag_approval}", "{match: {kind: flag, environment: production}, workflow: "
                                 "codeowner_review}")
-        back_on = replace_once(dark.decode(), "  production:\n    enabled: false", "  production:\n    enabled: true")
+        back_on = replace_once(dark.decode(), "  production:\n    enabled: false",
+                               "  production:\n    enabled: true")
         return self.double.open_pull("alice", "alice/simpler-policy", {
             ".github/gitops-flags.yml": loosened, "flags/dark_mode.yaml": back_on,
         }, "Production flags need a code owner only")
+
+    def first_reviews(self) -> None:
+        """Step 3: a manager approves; the author approves her own PR; QA requests changes."""
+        self.double.review(1, "mira", "APPROVED")
+        self.double.review(1, "alice", "APPROVED", "LGTM (my own PR)")
+        self.double.review(1, "quinn", "CHANGES_REQUESTED", "25% in one hour is too fast for the tour")
+
+    def remaining_reviews(self) -> None:
+        """Step 5: everyone else, and the manager again for the pushed flag."""
+        for login in ("mira", "quinn", "carl", "rita", "rob", "sam"):
+            self.double.review(1, login, "APPROVED")
+
+    def pr2_reviews(self) -> None:
+        """Step 8: a code owner of dark_mode (enough under the proposed policy, not under the base one) and
+        a compliance officer whose team the token cannot read."""
+        self.double.review(2, "wendy", "APPROVED")
+        self.double.review(2, "cora", "APPROVED")
+
+    def merge_pr1(self) -> str:
+        return self.double.merge(1, "mira")
 
     def direct_push(self) -> str:
         """Step 9: someone with push rights bypasses review."""
         main = self.double.branch_sha("main")
         text = self.double.read(main, "flags/legacy_export.yaml")
         assert text is not None
-        edited = replace_once(text.decode(), "  staging:\n    enabled: false", "  staging:\n    enabled: true")
+        edited = replace_once(text.decode(), "  staging:\n    enabled: false",
+                              "  staging:\n    enabled: true")
         return self.double.commit("main", {"flags/legacy_export.yaml": edited}, "Quick fix", "pat")
 
     # --- the jobs --------------------------------------------------------------------------------------
@@ -403,8 +463,9 @@ class Lifecycle:
         """The apply workflow on a push to main."""
         main = self.double.branch_sha("main")
         payload = self.double.event("push", ref="refs/heads/main", after=main)
-        return self.actions.start(["apply", "--store", self.store, "--now", now], event="push", payload=payload,
-                                  ref="origin/main", run_id=run_id or next(self.run_ids), attempt=attempt)
+        return self.actions.start(["apply", "--store", self.store, "--now", now], event="push",
+                                  payload=payload, ref="origin/main", run_id=run_id or next(self.run_ids),
+                                  attempt=attempt)
 
     def apply(self, now: str, **kwargs: Any) -> Job:
         return self.apply_job(now, **kwargs).wait()
@@ -420,6 +481,29 @@ class Lifecycle:
 
     def read_store(self) -> StoreFiles:
         return read_store(self.double, self.store)
+
+
+def play_fault_free(lc: Lifecycle) -> Outcome:
+    """The whole scenario without assertions (the fault test's reference when it runs on its own)."""
+    lc.setup()
+    lc.open_pr1()
+    lc.check(1, "pull_request.opened")
+    lc.first_reviews()
+    lc.check(1, "pull_request_review.submitted")
+    lc.push_pr1()
+    lc.check(1, "pull_request.synchronize")
+    lc.remaining_reviews()
+    lc.check(1, "pull_request_review.submitted")
+    lc.merge_pr1()
+    lc.apply(T_APPLY)
+    for now in T_ADVANCE:
+        lc.advance(now)
+    lc.open_pr2()
+    lc.pr2_reviews()
+    lc.check(2, "pull_request_review.submitted")
+    lc.direct_push()
+    lc.apply(T_DIRECT)
+    return outcome(lc)
 
 
 def pr_comment_bodies(double: GitHubDouble, number: int) -> list[str]:
@@ -438,11 +522,3 @@ def double(tmp_path: Path) -> Iterator[GitHubDouble]:
 @pytest.fixture
 def actions(double: GitHubDouble, tmp_path: Path) -> Actions:
     return Actions(double, tmp_path / "runner")
-
-
-def file_store(tmp_path: Path) -> str:
-    return f"file:{tmp_path / 'flag-store'}"
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -16,8 +16,9 @@ through `GITHUB_API_URL` (`http://127.0.0.1:PORT/api/v3`, the GitHub Enterprise 
   sent. Requests nobody routes are kept in `unhandled`.
 - Faults are armed per request pattern: `502`, `rate_limit` (a secondary rate limit: 403 with GitHub's
   body and `retry-after`), `conflict` (another writer moves the ref just before a ref update is handled),
-  `lost` (the request is carried out, then answered 502), and `hold` (the request waits until released,
-  so a test can kill the client at a known point).
+  `race` (a callback runs, e.g. a concurrent job, before the request is answered), `lost` (the request
+  is carried out, then answered 502), and `hold` (the request waits until released, so a test can kill
+  the client at a known point).
 - Requests in absolute form (`GET http://host/path`) are answered as an HTTP proxy for other hosts: a
   job's `HTTP_PROXY` sends health-gate and webhook calls here, so flag files can name stable hosts.
 
@@ -36,8 +37,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "github-api"
+SHARED = Path(__file__).resolve().parents[1] / "fixtures" / "github-api"  # vendored copy of shared/github-api
 EXAMPLE_API = "https://api.github.com"
 EXAMPLE_SERVER = "https://github.com"
 DOCS = "https://docs.github.com/rest"
@@ -56,7 +56,7 @@ BOT = "github-actions[bot]"
 
 Json = Any
 Reply = tuple[int, dict[str, str], bytes]
-FaultKind = Literal["502", "rate_limit", "conflict", "lost", "hold"]
+FaultKind = Literal["502", "rate_limit", "conflict", "race", "lost", "hold"]
 
 
 # --- GitHub's shapes ---------------------------------------------------------------------------------
@@ -120,11 +120,11 @@ class Recorded:
 @dataclass
 class Fault:
     method: str
-    path: str  # regular expression, matched in full against the unquoted API path
+    path: str  # a regular expression matched in full: the unquoted API path, or "//host/path" when proxied
     kind: FaultKind
     times: int = 1
     retry_after: str = "1"
-    before: Callable[[], object] | None = None  # `conflict`: the other writer (default: an identical commit)
+    before: Callable[[], object] | None = None  # runs first (`conflict` default: an identical commit)
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -369,7 +369,8 @@ class GitHubDouble:
         server.daemon_threads = True
         server.double = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="github-double", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="github-double", daemon=True)
         self._thread.start()
         return self
 
@@ -577,33 +578,38 @@ class GitHubDouble:
         except ValueError:
             body = raw.decode(errors="replace")
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        if parts.scheme:  # absolute form: we are the proxy for another host
-            rec = Recorded(method, unquote(parts.path), query, body, host=parts.netloc)
-            with self._lock:
-                self.log.append(rec)
-                answer = self.external.get((parts.netloc, parts.path))
-            status, data = answer if answer else (404, {"message": "Not Found"})
-            rec.status = status
-            return status, {"content-type": "application/json"}, json.dumps(data).encode()
         path = unquote(parts.path)
-        if path.startswith(self.prefix):
-            path = path[len(self.prefix):] or "/"
-        rec = Recorded(method, path, query, body)
+        if parts.scheme:  # absolute form: we are the proxy for another host
+            rec = Recorded(method, path, query, body, host=parts.netloc)
+            key = f"//{parts.netloc}{path}"
+        else:
+            if path.startswith(self.prefix):
+                path = path[len(self.prefix):] or "/"
+            rec = Recorded(method, path, query, body)
+            key = path
         with self._lock:
             self.log.append(rec)
-            fault = next((f for f in self.faults if f.matches(method, path)), None)
+            fault = next((f for f in self.faults if f.matches(method, key)), None)
             if fault is not None:
                 fault.hits += 1
                 rec.fault = fault.kind
-        reply = self._faulted(fault, rec, headers) if fault is not None else None
-        if reply is None:
+        reply = self._faulted(fault, rec) if fault is not None else None
+        if reply is None and rec.host:
+            with self._lock:
+                answer = self.external.get((rec.host, parts.path))
+            status, data = answer if answer else (404, {"message": "Not Found"})
+            reply = status, {"content-type": "application/json"}, json.dumps(data).encode()
+        elif reply is None:
             reply = self._answer(method, path, query, body, headers, rec)
             if fault is not None and fault.kind == "lost":  # done, but the answer never arrives
                 reply = self._error_reply(ApiError(502, "Server Error"))
         rec.status = reply[0]
         return reply
 
-    def _faulted(self, fault: Fault, rec: Recorded, headers: Mapping[str, str]) -> Reply | None:
+    def _faulted(self, fault: Fault, rec: Recorded) -> Reply | None:
+        """The fault's answer, or None to answer normally (after its side effect)."""
+        if fault.before is not None:  # outside the lock: it may send requests of its own
+            fault.before()
         if fault.kind == "hold":
             fault.arrived.set()
             fault.release.wait(timeout=60)
@@ -619,11 +625,8 @@ class GitHubDouble:
                         "for-the-rest-api#about-secondary-rate-limits"}
             return 403, {"content-type": "application/json", "retry-after": fault.retry_after,
                          **self._rate_headers()}, json.dumps(body).encode()
-        if fault.kind == "conflict":
-            if fault.before is not None:
-                fault.before()
-            else:
-                self._another_writer(rec.path)
+        if fault.kind == "conflict" and fault.before is None:
+            self._another_writer(rec.path)
         return None
 
     def _another_writer(self, path: str) -> None:
@@ -1214,10 +1217,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the double keeps its own log
         pass
-
-
-@contextmanager
-def running(root: Path, **kwargs: Any) -> Iterator[GitHubDouble]:
-    double = GitHubDouble(root, **kwargs)
-    with double:
-        yield double
