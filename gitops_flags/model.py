@@ -28,6 +28,11 @@ DURATION_PATTERN = r"^([0-9]+[smhdw])+$"
 _DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+# Credentials never sit in the repository: files name environment variables, and URLs carry no password.
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+URL_WITHOUT_PASSWORD = r"^https?://([^/?#@:]*@)?([^/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?([/?#].*)?$"
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN, description="Name of an environment variable")]
+
 FlagType = Literal["boolean", "string", "number", "object"]
 STAGE_NAMES: dict[str, int] = {"initial": 5, "early": 25, "half": 50, "majority": 75, "full": 100}
 StageName = Literal["initial", "early", "half", "majority", "full"]
@@ -122,14 +127,14 @@ class TargetingRule(_Strict):
 
 class HttpHealthCheck(_Strict):
     type: Literal["http"]
-    url: str = Field(pattern=r"^https?://")
+    url: str = Field(pattern=URL_WITHOUT_PASSWORD)
     expect_status: StrictInt = Field(200, ge=100, le=599)
     json_field: str | None = Field(
         None, description="Dotted path of a number in the JSON body, e.g. data.error_rate"
     )
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
     threshold: StrictFloat | None = None
-    headers_from_env: dict[str, str] = Field(
+    headers_from_env: dict[str, EnvName] = Field(
         default_factory=dict, description="Header name → name of the environment variable holding its value"
     )
     timeout_seconds: StrictFloat = Field(10, gt=0, le=60)
@@ -137,11 +142,11 @@ class HttpHealthCheck(_Strict):
 
 class PrometheusHealthCheck(_Strict):
     type: Literal["prometheus"]
-    server: str = Field(pattern=r"^https?://")
+    server: str = Field(pattern=URL_WITHOUT_PASSWORD)
     query: str = Field(min_length=1)
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
     threshold: StrictFloat
-    token_env: str | None = Field(None, description="Environment variable holding a bearer token")
+    token_env: EnvName | None = Field(None, description="Environment variable holding a bearer token")
     timeout_seconds: StrictFloat = Field(10, gt=0, le=60)
 
 
@@ -278,7 +283,7 @@ class Options(_Strict):
     stale_approvals: Literal["content", "commit", "keep"] = "content"
     count_bots: StrictBool = False
     on_unapproved: Literal["block", "warn"] = "block"
-    webhook_env: str | None = Field(None, description="Environment variable holding a webhook URL")
+    webhook_env: EnvName | None = Field(None, description="Environment variable holding a webhook URL")
 
 
 class StoreConfig(_Strict):

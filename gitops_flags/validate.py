@@ -326,8 +326,14 @@ _PATTERN_HINTS = {
     "digit",
     model.DURATION_PATTERN: "use a duration such as 90m, 2h, 1d or 1h30m",
     r"^https?://": "use an http:// or https:// URL",
+    model.URL_WITHOUT_PASSWORD: "use an http:// or https:// URL without a password in it; put credentials in "
+    "environment variables (headers_from_env, token_env)",
+    model.ENV_NAME_PATTERN: "name an environment variable (letters, digits and '_'): the value itself must "
+    "never be in the repository",
     r"^[A-Za-z0-9_.-]+$": "use letters, digits, '_', '.' or '-'",
 }
+
+_SECRET_PATTERNS = frozenset({model.URL_WITHOUT_PASSWORD, model.ENV_NAME_PATTERN})
 
 _EXPECTED = {
     "model_type": "a mapping (`key: value` lines)",
@@ -388,7 +394,10 @@ def _message(err: ErrorDetails, where: _Resolved) -> tuple[str, str]:
     if kind == "union_tag_not_found":
         return f"missing required field {ctx.get('discriminator', '')}", "missing-field"
     if kind == "string_pattern_mismatch":
-        hint = _PATTERN_HINTS.get(ctx.get("pattern", ""), f"it must match {ctx.get('pattern')}")
+        pattern = ctx.get("pattern", "")
+        hint = _PATTERN_HINTS.get(pattern, f"it must match {pattern}")
+        if pattern in _SECRET_PATTERNS:  # the value may be a secret: never echo it into logs or PR comments
+            return f"not valid: {hint}", "inline-credential"
         return f"{show(value)} is not valid: {hint}", "invalid-value"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"])), "invalid-value"

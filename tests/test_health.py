@@ -210,15 +210,29 @@ def test_prometheus_timeout_and_missing_token(rsps: responses.RequestsMock) -> N
     assert outcome == "inconclusive" and "PROM_TOKEN" in detail
 
 
+def unchecked(check: HttpHealthCheck | PrometheusHealthCheck, **fields: Any) -> Any:
+    """A gate as it would be if the model's checks were bypassed (the models refuse inline credentials;
+    health.py refuses them again before any request, as a second line)."""
+    return check.model_copy(update=fields)
+
+
+def test_the_models_refuse_inline_credentials() -> None:
+    for bad in (lambda: http(headers_from_env={"Authorization": "Bearer s3cret-value"}),
+                lambda: http(url="https://gate:s3cret@status.example.com/checkout"),
+                lambda: prom(token_env="eyJhbGciOi.s3cret")):
+        with pytest.raises(ValueError, match="should match pattern"):
+            bad()
+
+
 def test_inline_credentials_are_never_sent_nor_shown(rsps: responses.RequestsMock) -> None:
-    inline_header = http(headers_from_env={"Authorization": "Bearer s3cret-value"})
+    inline_header = unchecked(http(), headers_from_env={"Authorization": "Bearer s3cret-value"})
     outcome, detail = run(inline_header, {"Bearer s3cret-value": "x"})
     assert outcome == "inconclusive" and "does not name an environment variable" in detail
     assert "s3cret" not in detail
-    in_url = http(url="https://gate:s3cret@status.example.com/checkout")
+    in_url = unchecked(http(), url="https://gate:s3cret@status.example.com/checkout")
     outcome, detail = run(in_url)
     assert outcome == "inconclusive" and "password in the URL" in detail and "s3cret" not in detail
-    outcome, detail = run(prom(token_env="eyJhbGciOi.s3cret"), {"eyJhbGciOi.s3cret": "x"})
+    outcome, detail = run(unchecked(prom(), token_env="eyJhbGciOi.s3cret"), {"eyJhbGciOi.s3cret": "x"})
     assert outcome == "inconclusive" and "token_env does not name" in detail and "s3cret" not in detail
     assert len(rsps.calls) == 0
 

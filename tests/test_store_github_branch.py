@@ -51,6 +51,7 @@ class FakeGitHub:
         self.commits: dict[str, dict[str, Any]] = {}
         self.refs: dict[str, str] = {}
         self.before_update: Callable[[], object] | None = None
+        self.stored_text: Callable[[str], str] = lambda text: text  # what GitHub makes of inline `content`
         self.empty_repository = False
         self.failures: dict[tuple[str, str], tuple[int, str]] = {}  # (method, path regex) → error to answer
         self.rsps = rsps
@@ -158,7 +159,12 @@ class FakeGitHub:
         body = json.loads(request.body)
         entries = dict(self.trees[body["base_tree"]]) if "base_tree" in body else {}
         for e in body["tree"]:
-            if e["sha"] is None:
+            if "content" in e:  # GitHub writes the blob itself and uses its sha
+                assert "sha" not in e, e  # the documentation: "use either tree.sha or content"
+                data = self.stored_text(e["content"]).encode()
+                self.blobs[git_blob_sha(data)] = data
+                entries[e["path"]] = git_blob_sha(data)
+            elif e["sha"] is None:
                 entries.pop(e["path"], None)
             else:
                 entries[e["path"]] = e["sha"]
@@ -257,22 +263,23 @@ def test_first_write_creates_the_branch_with_an_orphan_commit(fake: FakeGitHub) 
     version = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, None,
                           audit=[{"n": 1}], message="gitops-flags: apply c1")
     sent = calls(rsps)
-    assert sent == [
+    assert sent == [  # three writes: the files travel inline in the tree, no POST /git/blobs
         ("GET", "/git/ref/heads/flag-store"),
-        ("POST", "/git/blobs"), ("POST", "/git/blobs"), ("POST", "/git/blobs"), ("POST", "/git/blobs"),
         ("POST", "/git/trees"),
         ("POST", "/git/commits"),
         ("POST", "/git/refs"),
     ]
-    tree_request = body(rsps, 5)
+    tree_request = body(rsps, 1)
     assert "base_tree" not in tree_request
-    assert sorted(e["path"] for e in tree_request["tree"]) == [
-        "audit.jsonl", "production.flagd.json", "state.json", "store.sha256"]
-    commit_request = body(rsps, 6)
-    assert commit_request["parents"] == [] and commit_request["message"] == "gitops-flags: apply c1"
-    assert body(rsps, 7) == {"ref": "refs/heads/flag-store", "sha": version}
-    assert fake.refs["flag-store"] == version
     files = fake.files("flag-store")
+    assert tree_request["tree"] == [
+        {"path": name, "mode": "100644", "type": "blob", "content": files[name].decode()}
+        for name in ["audit.jsonl", "production.flagd.json", "state.json", "store.sha256"]]
+    commit_request = body(rsps, 2)
+    assert commit_request["parents"] == [] and commit_request["message"] == "gitops-flags: apply c1"
+    assert commit_request["tree"] == fake.commits[version]["tree"]
+    assert body(rsps, 3) == {"ref": "refs/heads/flag-store", "sha": version}
+    assert fake.refs["flag-store"] == version
     assert json.loads(files["production.flagd.json"]) == doc("a")
     assert files["store.sha256"] == manifest({k: v for k, v in files.items() if k != "store.sha256"})
 
@@ -289,7 +296,7 @@ def test_read_after_write_round_trips(fake: FakeGitHub) -> None:
     assert ("GET", "/git/ref/heads/flag-store") in calls(rsps, start)
 
 
-def test_write_sends_only_changed_blobs_on_top_of_the_head(fake: FakeGitHub) -> None:
+def test_write_sends_only_changed_files_inline_on_top_of_the_head(fake: FakeGitHub) -> None:
     rsps = fake.rsps
     store = make_store()
     v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("a"), "staging": doc("a")}, None)
@@ -299,19 +306,79 @@ def test_write_sends_only_changed_blobs_on_top_of_the_head(fake: FakeGitHub) -> 
     v2 = store.write(StoreState(applied_commit="c2"), {"production": doc("b")}, snap.version)
     assert calls(rsps, start) == [
         ("GET", "/git/ref/heads/flag-store"),
-        ("POST", "/git/blobs"), ("POST", "/git/blobs"), ("POST", "/git/blobs"),
         ("POST", "/git/trees"),
         ("POST", "/git/commits"),
         ("PATCH", "/git/refs/heads/flag-store"),
     ]
-    tree_request = body(rsps, start + 4)
+    tree_request = body(rsps, start + 1)
     assert tree_request["base_tree"] == head_tree
-    changes = {e["path"]: e["sha"] for e in tree_request["tree"]}
-    assert set(changes) == {"production.flagd.json", "state.json", "store.sha256", "staging.flagd.json"}
-    assert changes["staging.flagd.json"] is None  # deleted: the environment is gone
-    assert body(rsps, start + 5)["parents"] == [v1]
-    assert body(rsps, start + 6) == {"sha": v2, "force": False}
+    files = fake.files("flag-store")
+    assert tree_request["tree"] == [
+        {"path": "production.flagd.json", "mode": "100644", "type": "blob",
+         "content": files["production.flagd.json"].decode()},
+        {"path": "state.json", "mode": "100644", "type": "blob", "content": files["state.json"].decode()},
+        {"path": "store.sha256", "mode": "100644", "type": "blob", "content": files["store.sha256"].decode()},
+        {"path": "staging.flagd.json", "mode": "100644", "type": "blob", "sha": None},  # env removed
+    ]
+    assert json.loads(files["production.flagd.json"]) == doc("b")
+    assert body(rsps, start + 2)["parents"] == [v1]
+    assert body(rsps, start + 3) == {"sha": v2, "force": False}
     assert set(fake.files("flag-store")) == {"production.flagd.json", "state.json", "store.sha256"}
+
+
+def test_inline_files_are_cached_under_the_sha_github_gives_them(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("Zoë ✓")}, None,
+                     audit=[{"who": "José"}])
+    assert fake.files("flag-store")["audit.jsonl"] == '{"who":"José"}\n'.encode()  # non-ASCII text survives
+    start = len(rsps.calls)
+    snap = store.read()  # the bytes it sent are the blobs GitHub wrote: nothing to fetch back
+    assert snap.version == v1 and snap.documents == {"production": doc("Zoë ✓")}
+    assert store.read_audit() == [{"who": "José"}]
+    store.write(StoreState(applied_commit="c2"), snap.documents, v1, audit=[{"who": "Ana"}])  # appends
+    assert calls(rsps, start) == [("GET", "/git/ref/heads/flag-store")] * 3 + [
+        ("POST", "/git/trees"), ("POST", "/git/commits"), ("PATCH", "/git/refs/heads/flag-store")]
+    assert make_store().read_audit() == [{"who": "José"}, {"who": "Ana"}]
+
+
+def test_a_file_that_is_not_utf8_is_uploaded_as_a_blob(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    v1 = make_store().write(StoreState(applied_commit="c1"), {"production": doc("a")}, None, audit=[{"n": 1}])
+    files = fake.files("flag-store")
+    files["audit.jsonl"] += b'{"who":"Jos\xe9"}\n'  # Latin-1 from another tool, the manifest kept right
+    files["store.sha256"] = manifest({k: v for k, v in files.items() if k != "store.sha256"})
+    v2 = fake.push("flag-store", files, "someone else's audit line")
+    store = make_store()
+    snap = store.read()
+    start = len(rsps.calls)
+    v3 = store.write(StoreState(applied_commit="c2"), snap.documents, v2, audit=[{"n": 2}])
+    assert calls(rsps, start) == [
+        ("GET", "/git/ref/heads/flag-store"), ("GET", f"/git/blobs/{git_blob_sha(files['audit.jsonl'])}"),
+        ("POST", "/git/blobs"), ("POST", "/git/trees"), ("POST", "/git/commits"),
+        ("PATCH", "/git/refs/heads/flag-store")]
+    audit = files["audit.jsonl"] + b'{"n":2}\n'
+    assert base64.b64decode(body(rsps, start + 2)["content"]) == audit
+    entries = {e["path"]: e for e in body(rsps, start + 3)["tree"]}
+    assert entries["audit.jsonl"] == {"path": "audit.jsonl", "mode": "100644", "type": "blob",
+                                      "sha": git_blob_sha(audit)}
+    assert "content" in entries["state.json"] and "content" in entries["store.sha256"]  # the rest inline
+    assert fake.refs["flag-store"] == v3 and fake.files("flag-store")["audit.jsonl"] == audit
+    assert v1 in fake.ancestors(v3)
+
+
+def test_a_tree_github_stored_differently_is_never_committed(fake: FakeGitHub) -> None:
+    rsps = fake.rsps
+    store = make_store()
+    v1 = store.write(StoreState(applied_commit="c1"), {"production": doc("a")}, None)
+    fake.stored_text = lambda text: text.replace("\n", "\r\n")  # say, a line-ending conversion
+    start = len(rsps.calls)
+    with pytest.raises(StoreError, match=r"GitHub stored production\.flagd\.json, state\.json, store\.sha256 "
+                       r"with other bytes than were sent; nothing was committed") as raised:
+        store.write(StoreState(applied_commit="c2"), {"production": doc("b")}, v1)
+    assert not isinstance(raised.value, ConflictError)
+    assert calls(rsps, start) == [("GET", "/git/ref/heads/flag-store"), ("POST", "/git/trees")]
+    assert fake.refs["flag-store"] == v1
 
 
 def test_unchanged_write_makes_no_commit(fake: FakeGitHub) -> None:
@@ -354,16 +421,38 @@ def test_race_lost_at_the_ref_update_then_won_on_retry(fake: FakeGitHub) -> None
 
     start = len(rsps.calls)
     version = update(store, decide)
-    sent = calls(rsps, start)
+    assert version is not None
+    v2 = fake.commits[version]["parents"][0]
+    names = {v1: "v1", v2: "v2", fake.commits[v1]["tree"]: "tree1", fake.commits[v2]["tree"]: "tree2"}
+    names |= {blob: path for tree in fake.trees.values() for path, blob in tree.items()}
+    sent = [(m, re.sub(r"[0-9a-f]{40}", lambda s: names[s[0]], path)) for m, path in calls(rsps, start)]
+    ref, tree, commit, patch = ("GET", "/git/ref/heads/flag-store"), ("POST", "/git/trees"), \
+        ("POST", "/git/commits"), ("PATCH", "/git/refs/heads/flag-store")
+    assert sent == [
+        ref, ref, tree, commit,  # our read and first attempt, up to the ref update
+        # the other run, inside our ref update: it reads v1 afresh, then writes v2 (3 writes)
+        ref, ("GET", "/git/commits/v1"), ("GET", "/git/trees/tree1"),
+        *[("GET", f"/git/blobs/{n}") for n in ["store.sha256", "production.flagd.json", "state.json",
+                                                "audit.jsonl"]],
+        tree, commit, patch,
+        patch,  # ours, refused: the compare-and-swap
+        # the retry reads v2, fetching only the blobs it has not seen (its own writes are cached) ...
+        ref, ("GET", "/git/commits/v2"), ("GET", "/git/trees/tree2"),
+        *[("GET", f"/git/blobs/{n}") for n in ["store.sha256", "production.flagd.json", "state.json"]],
+        ref, ("GET", "/git/blobs/audit.jsonl"),
+        tree, commit, patch,  # ... and writes on top of it
+    ]
     patches = [i for i, c in enumerate(rsps.calls) if c.request.method == "PATCH" and i >= start]
     answers: list[Any] = [rsps.calls[i].response for i in patches]
     assert [a.status_code for a in answers] == [200, 422, 200]  # theirs, our lost race, our retry
     assert answers[1].json()["message"] == "Update is not a fast forward"
-    assert version is not None
-    v2 = fake.commits[version]["parents"][0]
     assert attempts == [v1, v2]  # the retry read the other run's commit and built on it
+    files = fake.files("flag-store")
+    assert body(rsps, patches[2] - 2) == {"base_tree": fake.commits[v2]["tree"], "tree": [
+        {"path": n, "mode": "100644", "type": "blob", "content": files[n].decode()}
+        for n in ["audit.jsonl", "state.json", "store.sha256"]]}  # production.flagd.json is unchanged
+    assert body(rsps, patches[2] - 1)["parents"] == [v2]
     assert body(rsps, patches[2]) == {"sha": version, "force": False}
-    assert ("GET", f"/git/commits/{v2}") in sent
     snap = make_store().read()
     assert snap.state.applied_commit == "c2" and snap.documents == {"production": doc("b")}
     assert [u.id for u in snap.state.units] == ["unit-2"]
@@ -412,7 +501,7 @@ def test_open_store_github_branch(fake: FakeGitHub) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "status", "message", "expected"),
     [
-        ("POST", "/git/blobs", 403, "Resource not accessible by integration", "needs `contents: write`"),
+        ("POST", "/git/trees", 403, "Resource not accessible by integration", "needs `contents: write`"),
         ("POST", "/git/commits", 500, "Server Error", "answered 500"),
         ("PATCH", "/git/refs", 422, "Protected branch update failed for refs/heads/flag-store.", "protected"),
         ("PATCH", "/git/refs", 403, "API rate limit exceeded for installation ID 1.", "rate limit"),

@@ -732,3 +732,36 @@ def test_flags_round_trip_through_yaml(flag: Flag) -> None:
     doc = load_bytes(text.encode(), "flags/x.yaml")
     assert Flag.model_validate(doc.data) == flag
     assert [w for w in doc.warnings if w.severity == "error"] == []
+
+
+def test_credentials_in_the_repository_are_refused_without_echoing_them() -> None:
+    text = GOOD + textwrap.indent(dedent("""
+        rollout:
+          variant: "on"
+          health_check:
+            type: prometheus
+            server: https://admin:hunter2@prom.example.com
+            query: up
+            threshold: 1
+            token_env: Bearer s3cr3t-token
+    """), "    ")
+    problems = problems_of(text)
+    by_line = {p.line: p for p in problems}
+    assert set(by_line) == {12, 15}, problems
+    assert by_line[12].title == by_line[15].title == "inline-credential"
+    assert "without a password" in by_line[12].message
+    assert "environment variable" in by_line[15].message
+    for p in problems:
+        assert "hunter2" not in p.message and "s3cr3t" not in p.message
+
+
+def test_environment_variable_names_and_plain_urls_are_fine() -> None:
+    text = GOOD + textwrap.indent(dedent("""
+        rollout:
+          variant: "on"
+          health_check:
+            type: http
+            url: https://status@status.example.com:8443/api?check=checkout
+            headers_from_env: {Authorization: STATUS_TOKEN}
+    """), "    ")
+    assert problems_of(text) == []

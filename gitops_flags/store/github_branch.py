@@ -1,10 +1,12 @@
 """`github-branch:BRANCH`: the store's files on a branch, written through the Git data API.
 
-The branch's head commit is the version. A write creates blobs for the files that changed, a tree on
-top of the head's tree, and a commit whose parent is the expected head, then moves the branch with
-`force: false`. If another run moved the branch in between, GitHub refuses the update as "not a fast
-forward" (422) and the write raises ConflictError: the parent commit is the compare-and-swap token.
-A missing branch is created with an orphan commit, so the store never shares history with the code.
+The branch's head commit is the version. A write creates a tree on top of the head's tree with the
+changed files' text inline (`content`: GitHub writes the blobs itself), a commit whose parent is the
+expected head, then moves the branch with `force: false`: three content-creating requests (GitHub asks
+for a second between them), not one more per changed file. If another run moved the branch in between,
+GitHub refuses the update as "not a fast forward" (422) and the write raises ConflictError: the parent
+commit is the compare-and-swap token. A missing branch is created with an orphan commit, so the store
+never shares history with the code.
 
 This is the default inside GitHub Actions: state survives between runs without any other service.
 """
@@ -113,14 +115,15 @@ class GitHubBranchStore:
             return head.commit.sha  # nothing changed: no empty commit
 
         try:
-            elements = [self._upload(name, new_files[name]) for name in changed]
+            elements = [self._element(name, new_files[name]) for name in changed]
             elements += [InputGitTreeElement(name, "100644", "blob", sha=None) for name in deleted]
             if head is None:
                 tree = self.repo.create_git_tree(elements)
-                commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, [])
             else:
                 tree = self.repo.create_git_tree(elements, base_tree=head.tree)
-                commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, [head.commit])
+            self._check_tree(tree, {name: new_files[name] for name in changed})
+            parents = [] if head is None else [head.commit]
+            commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, parents)
         except GithubException as exc:
             raise _failed(exc, f"write the store to branch {self.branch!r}", write=True) from None
         try:  # the compare-and-swap: only this step can lose a race
@@ -217,10 +220,26 @@ class GitHubBranchStore:
             self._blob_data[sha] = data
         return self._blob_data[sha]
 
-    def _upload(self, name: str, data: bytes) -> InputGitTreeElement:
-        blob = self.repo.create_git_blob(base64.b64encode(data).decode("ascii"), "base64")
-        self._blob_data[blob.sha] = data
-        return InputGitTreeElement(name, "100644", "blob", sha=blob.sha)
+    def _element(self, name: str, data: bytes) -> InputGitTreeElement:
+        """A tree entry carrying the file's text inline; only bytes that are not UTF-8 need a blob upload."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            blob = self.repo.create_git_blob(base64.b64encode(data).decode("ascii"), "base64")
+            self._blob_data[blob.sha] = data
+            return InputGitTreeElement(name, "100644", "blob", sha=blob.sha)
+        self._blob_data[git_blob_sha(data)] = data  # the sha GitHub will give the blob it writes
+        return InputGitTreeElement(name, "100644", "blob", content=text)
+
+    def _check_tree(self, tree: GitTree, files: Mapping[str, bytes]) -> None:
+        """Refuse, before committing, a tree whose blobs are not the bytes sent (the cache would lie)."""
+        got = {e.path: e.sha for e in tree.tree if e.type == "blob"}
+        wrong = sorted(n for n, data in files.items() if got.get(n) != git_blob_sha(data))
+        if wrong:
+            raise StoreError(
+                f"cannot write the store to branch {self.branch!r}: GitHub stored {', '.join(wrong)} with "
+                "other bytes than were sent; nothing was committed"
+            )
 
 
 def _failed(exc: GithubException, what: str, *, write: bool) -> StoreError:

@@ -987,6 +987,9 @@ class GitHubDouble:
         for item in data.get("tree") or []:
             path, mode = str(item.get("path") or ""), str(item.get("mode") or "100644")
             if "content" in item and item["content"] is not None:
+                if item.get("sha") is not None:  # documented: "Use either tree.sha or content"
+                    raise ApiError(422, "Use either tree.sha or content, not both", doc)
+                # GitHub writes the UTF-8 text as a blob and uses its sha for the entry
                 entries[path] = (mode, self.git.hash_objects([str(item["content"]).encode()])[0])
             elif item.get("sha") is None:
                 entries[path] = None

@@ -17,6 +17,7 @@ import requests
 
 from gitops_flags import github
 from gitops_flags.store import open_store
+from gitops_flags.store.github_branch import git_blob_sha
 from gitops_flags.store.state import StoreState
 
 from .github_double import GitHubDouble, load_example, observed_error
@@ -183,6 +184,35 @@ def test_the_git_data_api_refuses_updates_that_do_not_fast_forward(double: GitHu
     forced = http.patch(f"{double.repo_url}/git/refs/heads/flag-store", json={"sha": main, "force": True},
                         timeout=10)
     assert forced.status_code == 200 and double.git.rev("refs/heads/flag-store") == main
+
+
+def test_trees_take_file_text_inline(double: GitHubDouble, http: requests.Session) -> None:
+    seeded(double)
+    base = double.git.run("rev-parse", "main^{tree}").strip()
+    text = "Zoë ✓\r\nno newline at the end"
+    made = http.post(f"{double.repo_url}/git/trees", timeout=10, json={"base_tree": base, "tree": [
+        {"path": "notes.txt", "mode": "100644", "type": "blob", "content": text},
+        {"path": "README.md", "mode": "100644", "type": "blob", "sha": None}]})
+    assert made.status_code == 201
+    entries = {e["path"]: e for e in made.json()["tree"]}
+    assert set(entries) == {"flags", "notes.txt"}  # README.md deleted, flags/ kept from the base tree
+    blob = entries["notes.txt"]["sha"]
+    assert blob == git_blob_sha(text.encode()) and entries["notes.txt"]["size"] == len(text.encode())
+    assert double.git.blob(blob) == text.encode()  # written in the real git repository, bytes unchanged
+    both = http.post(f"{double.repo_url}/git/trees", timeout=10, json={"tree": [
+        {"path": "x", "mode": "100644", "type": "blob", "sha": blob, "content": "x"}]})
+    assert both.status_code == 422
+
+    # the store writes its files inline: a tree, a commit and the ref, no blob uploads
+    repo = github.connect(double.api_url, double.token, pauses=False).get_repo(double.full_name)
+    store = open_store("github-branch:flag-store", repo=repo)
+    mark = len(double.log)
+    version = store.write(StoreState(), {"staging": {"flags": {}}}, None, [{"who": "José"}])
+    assert [(r.method, r.path) for r in double.log[mark:]] == [
+        ("GET", f"{REPO}/git/ref/heads/flag-store"), ("POST", f"{REPO}/git/trees"),
+        ("POST", f"{REPO}/git/commits"), ("POST", f"{REPO}/git/refs")]
+    assert double.read(version, "audit.jsonl") == '{"who":"José"}\n'.encode()
+    assert open_store("github-branch:flag-store", repo=repo).read().documents == {"staging": {"flags": {}}}
 
 
 def test_faults(double: GitHubDouble, http: requests.Session) -> None:
