@@ -1,14 +1,24 @@
-"""What `apply` tells people: a comment on each merged PR, a job-summary section, a webhook message.
+"""What `apply` tells people: a comment on each merged PR, a job-summary section, a webhook message; and
+the outbox that makes those notifications (and `advance`'s) survive a run that dies.
 
 The builders are pure (results in, text or JSON out). Flag keys, summaries and reasons come from files in
 the repository, so Markdown gets them through `render`'s escaping (no mentions, links or HTML), and the
-webhook's Slack-compatible `text` gets Slack's three escapes. `send_webhook` is the only I/O here.
+webhook's Slack-compatible `text` gets Slack's three escapes.
+
+The outbox (docs/apply.md, "Notification"): a command writes its notifications as `OutboxEntry`s in the
+same compare-and-swap write as the change they report, then `flush` delivers every pending entry (its
+own and any an earlier run left) and removes the delivered ones in a second write. Delivery is
+at-least-once; a PR comment carries a hidden marker with the entry's id, so a re-send first looks for
+it. `send_webhook`, `deliver` and `flush` are the I/O here; `settle` decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 import requests
 
@@ -16,6 +26,8 @@ from . import render
 from .flagd import served_percentage
 from .problems import GitopsFlagsError
 from .reconcile import MergedPull, UnitResult
+from .store.base import Store, StoreSnapshot, Update, update
+from .store.state import OUTBOX_MAX_AGE, OUTBOX_MAX_ATTEMPTS, OutboxEntry, StoreState
 
 MARKER = "<!-- gitops-flags:apply -->"
 ICON = {"applied": "✅", "warned": "⚠️", "blocked": "⛔"}
@@ -31,6 +43,30 @@ class Notifier(Protocol):
     """Posts a comment on a pull request (the GitHub adapter; a fake in tests)."""
 
     def comment(self, number: int, body: str) -> None: ...
+
+    def has_comment(self, number: int, marker: str) -> bool:
+        """Whether the PR already has a comment of ours containing `marker` (an outbox re-send)."""
+        ...
+
+
+class GitHubCommenter:
+    """`Notifier` over `github.GitHubClient` (kept untyped here so PyGithub is imported only when used)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def comment(self, number: int, body: str) -> None:
+        self.client.create_comment(number, body)
+
+    def has_comment(self, number: int, marker: str) -> bool:
+        from .github import TRUSTED_ASSOCIATIONS
+
+        # Ours: written by a bot (GITHUB_TOKEN, an App) or a member with write access (a PAT). Anyone can
+        # paste a marker; the worst a forged one does is suppress a re-sent notice.
+        return any(
+            marker in c.body and (c.user_type == "Bot" or c.association in TRUSTED_ASSOCIATIONS)
+            for c in self.client.comments(number)
+        )
 
 
 # --- plain text (terminal, logs) -----------------------------------------------------------------------
@@ -111,11 +147,13 @@ def _counts(results: Sequence[UnitResult]) -> str:
 
 
 def pr_comment(
-    pull: MergedPull, results: Sequence[UnitResult], *, store: str, run_url: str | None = None
+    pull: MergedPull, results: Sequence[UnitResult], *, store: str, run_url: str | None = None,
+    notification_id: str | None = None,
 ) -> str:
     """The comment on a merged PR: what reached the store and what did not, and why."""
     commits = sorted({r.unit.commit[:12] for r in results})
-    lines = [MARKER, f"### gitops-flags apply: {_counts(results)}", ""]
+    lines = [MARKER] + ([outbox_marker(notification_id)] if notification_id else [])
+    lines += [f"### gitops-flags apply: {_counts(results)}", ""]
     lines.append(
         f"Merged as {', '.join(f'`{c}`' for c in commits)}; flag store {render.code(store, 120)}."
     )
@@ -172,6 +210,7 @@ def job_summary(
     dry_run: bool = False,
     failures: Sequence[str] = (),
     notes: Sequence[str] = (),
+    undelivered: Sequence[str] = (),
 ) -> str:
     title = "gitops-flags apply" + (" (dry run: nothing written)" if dry_run else "")
     lines = [f"## {title}", "", f"Flag store {render.code(store, 120)}, default branch at `{head[:12]}`: "
@@ -180,6 +219,7 @@ def job_summary(
         lines += ["", "> [!WARNING]", "> Approvals were **not verified** (`--no-verify-approvals`)."]
     for failure in failures:
         lines += ["", "> [!CAUTION]", f"> {render.escape_md(failure, 1000)}"]
+    lines += undelivered_markdown(undelivered)
     for note in notes:
         lines += ["", f"- {render.escape_md(note, 500)}"]
     if results:
@@ -203,8 +243,10 @@ def webhook_payload(
     head: str,
     run_url: str | None = None,
     failures: Sequence[str] = (),
+    notification_id: str | None = None,
 ) -> dict[str, Any]:
-    """JSON for the webhook: a Slack-compatible `text`, plus the same facts as structured data."""
+    """JSON for the webhook: a Slack-compatible `text`, plus the same facts as structured data.
+    `gitops_flags.id` names the notification, so a receiver can drop an at-least-once duplicate."""
     where = repository or "the flag repository"
     lines = [f"gitops-flags apply on {where} ({head[:7]}): {_counts(results)}"]
     for r in results:
@@ -222,6 +264,7 @@ def webhook_payload(
         "text": text,
         "gitops_flags": {
             "event": "apply",
+            "id": notification_id,
             "repository": repository,
             "store": store,
             "head": head,
@@ -257,3 +300,246 @@ def send_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = WEBHO
         raise NotifyError(f"the webhook could not be reached ({type(exc).__name__})") from None
     if response.status_code >= 300:
         raise NotifyError(f"the webhook answered {response.status_code} {render.plain(response.text, 200)}")
+
+
+# --- the outbox ------------------------------------------------------------------------------------------
+
+
+def outbox_marker(notification_id: str) -> str:
+    """The hidden line that names a comment's outbox entry (an HTML comment cannot hold `--` or `>`)."""
+    safe = notification_id.replace("%", "%25").replace("--", "-%2D").replace(">", "%3E")
+    return f"<!-- gitops-flags:outbox {safe} -->"
+
+
+def run_key(environ: Mapping[str, str]) -> str:
+    """Names this run in outbox ids: the Actions run and attempt (a re-run is another attempt), or a
+    random id outside Actions."""
+    run_id = environ.get("GITHUB_RUN_ID", "")
+    if run_id:
+        return f"run-{run_id}.{environ.get('GITHUB_RUN_ATTEMPT') or '1'}"
+    return f"local-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What this run can deliver, so it enqueues only that (an entry no run can deliver would wait out
+    its seven days), and how its entries are named."""
+
+    run_key: str
+    comments: bool = False  # a commenter is at hand (a token and a repository)
+    webhook: bool = False  # the policy's webhook variable holds a URL
+    repository: str = ""
+    run_url: str | None = None
+
+
+def apply_entries(
+    results: Sequence[UnitResult],
+    outbound: Outbound,
+    *,
+    store: str,
+    head: str,
+    now: datetime,
+    failures: Sequence[str] = (),
+    prs: Collection[int] | None = None,
+) -> list[OutboxEntry]:
+    """`apply`'s notifications for the results of this run so far: one comment per merged PR (only the
+    PRs in `prs`, when given) and one webhook message. Pure.
+
+    A comment's id is the PR's first commit applied in this run, so a later write of the same run
+    replaces it (one comment per PR per run), while a run resuming a PR after a crash gets its own."""
+    entries: list[OutboxEntry] = []
+    if outbound.comments:
+        by_pr: dict[int, tuple[MergedPull, list[UnitResult]]] = {}
+        for r in results:
+            if r.unit.pull is not None:
+                by_pr.setdefault(r.unit.pull.number, (r.unit.pull, []))[1].append(r)
+        for number, (pull, mine) in by_pr.items():
+            if prs is not None and number not in prs:
+                continue
+            entry_id = f"apply:{mine[0].unit.commit}:pr-{number}"
+            body = pr_comment(pull, mine, store=store, run_url=outbound.run_url, notification_id=entry_id)
+            entries.append(OutboxEntry(id=entry_id, kind="pr_comment", pr=number, body=body, created_at=now))
+    if outbound.webhook and (results or failures):
+        entry_id = f"apply:{outbound.run_key}:webhook"
+        payload = webhook_payload(results, repository=outbound.repository, store=store, head=head,
+                                  run_url=outbound.run_url, failures=failures, notification_id=entry_id)
+        entries.append(OutboxEntry(id=entry_id, kind="webhook", payload=payload, created_at=now))
+    return entries
+
+
+DeliveryStatus = Literal["delivered", "already_posted", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    entry: OutboxEntry
+    status: DeliveryStatus
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    entry: OutboxEntry
+    reason: str
+
+
+def deliver(
+    entries: Sequence[OutboxEntry],
+    *,
+    notifier: Notifier | None,
+    webhook_url: str | None,
+    own: Collection[str] = (),
+    send: Callable[[str, Mapping[str, Any]], None] | None = None,
+) -> list[Delivery]:
+    """Try each entry once. A comment left by an earlier run (not in `own`) may have been posted
+    before that run died: it is sent only if the PR has no comment with its marker. An entry this run
+    has no channel for (no token, no webhook URL) is skipped and waits. Errors are returned, not raised."""
+    post = send or send_webhook
+    out: list[Delivery] = []
+    for entry in entries:
+        try:
+            if entry.kind == "pr_comment":
+                if notifier is None or entry.pr is None:
+                    out.append(Delivery(entry, "skipped"))
+                    continue
+                if entry.id not in own and notifier.has_comment(entry.pr, outbox_marker(entry.id)):
+                    out.append(Delivery(entry, "already_posted"))
+                    continue
+                notifier.comment(entry.pr, entry.body)
+            else:
+                if not webhook_url or entry.payload is None:
+                    out.append(Delivery(entry, "skipped"))
+                    continue
+                post(webhook_url, entry.payload)
+        except (GitopsFlagsError, OSError) as exc:  # requests' errors are OSErrors
+            out.append(Delivery(entry, "failed", render.plain(str(exc), 300) or type(exc).__name__))
+            continue
+        out.append(Delivery(entry, "delivered"))
+    return out
+
+
+def settle(
+    state: StoreState, deliveries: Sequence[Delivery], now: datetime
+) -> tuple[StoreState, list[Dropped]]:
+    """The outbox after delivery: delivered entries removed, failed ones counted, and entries that are
+    too old or failed too often dropped (returned, to be audited). Entries are matched by id, so this
+    works on a snapshot read again after a conflict. Pure."""
+    by_id = {d.entry.id: d for d in deliveries}
+    kept: list[OutboxEntry] = []
+    dropped: list[Dropped] = []
+    for entry in state.outbox:
+        found = by_id.get(entry.id)
+        if found is not None and found.status in ("delivered", "already_posted"):
+            continue
+        if found is not None and found.status == "failed":
+            entry = entry.model_copy(update={"attempts": entry.attempts + 1, "last_error": found.error})
+        if entry.expired(now):
+            dropped.append(Dropped(entry, _drop_reason(entry, now)))
+            continue
+        kept.append(entry)
+    if kept == state.outbox:
+        return state, []
+    return state.model_copy(update={"outbox": kept}), dropped
+
+
+def _drop_reason(entry: OutboxEntry, now: datetime) -> str:
+    last = f"; last error: {entry.last_error}" if entry.last_error else ""
+    if entry.attempts >= OUTBOX_MAX_ATTEMPTS:
+        return f"not delivered after {entry.attempts} attempts{last}"
+    return f"not delivered within {OUTBOX_MAX_AGE.days} days ({entry.attempts} failed attempts){last}"
+
+
+def dropped_record(dropped: Dropped, now: datetime, where: str) -> dict[str, Any]:
+    """The audit line that says a notification was given up on, and why."""
+    entry = dropped.entry
+    return {
+        "time": now.isoformat().replace("+00:00", "Z"),
+        "event": "notification_dropped",
+        "kind": "notification",
+        "key": entry.id,
+        "notification": entry.kind,
+        "pr": entry.pr,
+        "created_at": entry.created_at.isoformat().replace("+00:00", "Z"),
+        "attempts": entry.attempts,
+        "reason": dropped.reason,
+        "store": where or None,
+    }
+
+
+@dataclass(frozen=True)
+class Flushed:
+    deliveries: tuple[Delivery, ...] = ()
+    dropped: tuple[Dropped, ...] = ()
+    problems: tuple[str, ...] = ()  # for stderr and the job summary; never fail the run
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for d in self.deliveries if d.status == "delivered")
+
+
+def flush(
+    store: Store,
+    pending: Sequence[OutboxEntry],
+    *,
+    notifier: Notifier | None,
+    webhook_url: str | None,
+    now: datetime,
+    own: Collection[str] = (),
+    recorded: Collection[str] | None = None,
+    send: Callable[[str, Mapping[str, Any]], None] | None = None,
+) -> Flushed:
+    """Deliver `pending` (the outbox as this run last wrote or read it, plus anything it could not
+    record), then remove what was delivered with a compare-and-swap write (read again and matched by id
+    on a conflict). `recorded` names the ids known to be in the store (default: all of `pending`); only
+    those are settled. A write that fails leaves the entries for the next run: at-least-once."""
+    due = [e for e in pending if not e.expired(now)]
+    deliveries = deliver(due, notifier=notifier, webhook_url=webhook_url, own=own, send=send)
+    problems = [_problem(d) for d in deliveries if d.status == "failed"]
+    in_store = {e.id for e in pending} if recorded is None else set(recorded)
+    expired = [e.id for e in pending if e not in due]
+    changes = [d.entry.id for d in deliveries if d.status != "skipped"] + expired
+    if not in_store.intersection(changes):  # nothing to remove, count or drop: no write
+        return Flushed(tuple(deliveries), (), tuple(problems))
+    holder: list[list[Dropped]] = []
+
+    def decide(snapshot: StoreSnapshot) -> Update | None:
+        holder.clear()
+        settled = [d for d in deliveries if d.entry.id in in_store]
+        state, dropped = settle(snapshot.state, settled, now)
+        holder.append(dropped)
+        if state == snapshot.state:
+            return None
+        audit = [dropped_record(d, now, store.where) for d in dropped]
+        sent = sum(1 for d in settled if d.status in ("delivered", "already_posted"))
+        message = f"gitops-flags: {sent} notification{'s' if sent != 1 else ''} delivered"
+        return Update(state, snapshot.documents, audit, message)
+
+    try:
+        update(store, decide)
+    except (GitopsFlagsError, OSError) as exc:
+        problems.append(f"the delivered notifications could not be removed from the store's outbox ({exc}); "
+                        "the next run sends them again")
+        holder.clear()
+    dropped = holder[0] if holder else []
+    problems += [f"notification {d.entry.id} dropped: {d.reason}" for d in dropped]
+    return Flushed(tuple(deliveries), tuple(dropped), tuple(problems))
+
+
+def _problem(delivery: Delivery) -> str:
+    entry = delivery.entry
+    what = f"the comment on PR #{entry.pr}" if entry.kind == "pr_comment" else "the webhook"
+    return f"{what} could not be delivered ({delivery.error}); it stays in the outbox for the next run"
+
+
+def pending_note(entries: Sequence[OutboxEntry]) -> str | None:
+    """A dry run's word about what the next real run would deliver."""
+    if not entries:
+        return None
+    n = len(entries)
+    return f"{n} notification{'s' if n != 1 else ''} pending in the store's outbox (sent by the next run)"
+
+
+def undelivered_markdown(problems: Sequence[str]) -> list[str]:
+    if not problems:
+        return []
+    return ["", "> [!WARNING]", *(f"> {render.escape_md(p, 500)}  " for p in problems)]

@@ -25,6 +25,7 @@ from gitops_flags.actions_env import ActionsEnv
 from gitops_flags.cli import main
 from gitops_flags.commands import advance, status
 from gitops_flags.model import Flag, RolloutPlan
+from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.store import Store, StoreSnapshot
 from gitops_flags.store.file import FileStore
 from gitops_flags.store.state import RolloutState, StoreState
@@ -405,12 +406,30 @@ def test_two_concurrent_processes_make_exactly_one_advance(repo: FlagRepo) -> No
 # --- reporting -----------------------------------------------------------------------------------------
 
 
+class Crash(BaseException):
+    """The process dies (SIGKILL, a lost runner): nothing in the tool catches it."""
+
+
 class FakeCommenter:
+    """A PR's comments as GitHub keeps them; `fail` holds what the next posts raise, in order."""
+
     def __init__(self) -> None:
         self.comments: list[tuple[int, str]] = []
+        self.fail: list[BaseException] = []
+        self.lookups: list[int] = []
 
     def comment(self, pr: int, body: str) -> None:
+        if self.fail:
+            raise self.fail.pop(0)
         self.comments.append((pr, body))
+
+    def has_comment(self, pr: int, marker: str) -> bool:
+        self.lookups.append(pr)
+        return any(n == pr and marker in body for n, body in self.comments)
+
+
+def store_bytes(repo: FlagRepo) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(repo.store_dir.iterdir()) if not p.name.startswith(".")}
 
 
 def test_reports_go_to_the_summary_the_pr_and_the_webhook(
@@ -465,9 +484,59 @@ def test_nothing_due_sends_nothing(repo: FlagRepo, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     environ = {"GITHUB_STEP_SUMMARY": str(summary)}
     services = advance.Services(environ=environ, commenter=lambda env: commenter)
+    before = store_bytes(repo)
     assert advance.run(advance.Options(repo=repo.root, now=T0 + HOUR), services) == 0
     assert commenter.comments == []
     assert "Nothing due (1 rollout in the store)" in summary.read_text()
+    assert store_bytes(repo) == before  # nothing pending: nothing written
+
+
+def test_a_comment_that_fails_waits_in_the_outbox_and_the_next_run_sends_it(
+    repo: FlagRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.applied(flag_data())
+    commenter = FakeCommenter()
+    commenter.fail.append(GitopsFlagsError("GitHub answered 502"))
+    services = advance.Services(environ={}, commenter=lambda env: commenter)
+    assert advance.run(advance.Options(repo=repo.root, now=T0 + 2 * HOUR), services) == 0
+    assert "comment on PR #42 could not be delivered (GitHub answered 502)" in capsys.readouterr().err
+    [waiting] = repo.snapshot().state.outbox
+    assert waiting.id == "advance:new_checkout@production:advanced:2026-12-01T11:00:00Z:pr-42"
+    assert waiting.attempts == 1 and commenter.comments == []
+
+    assert advance.run(advance.Options(repo=repo.root, now=T0 + 3 * HOUR), services) == 0  # nothing due
+
+    [(pr, body)] = commenter.comments
+    assert pr == 42 and "advanced **5% → 25%**" in body and commenter.lookups == [42]
+    assert repo.snapshot().state.outbox == [] and repo.rollout().percentage == 25
+
+
+def test_a_run_that_dies_after_its_write_leaves_its_notifications_to_the_next(
+    repo: FlagRepo, rsps: responses.RequestsMock
+) -> None:
+    repo.applied(flag_data())
+    rsps.post(WEBHOOK_URL, status=200)
+    commenter = FakeCommenter()
+    commenter.fail.append(Crash())
+    environ = {"ROLLOUT_WEBHOOK": WEBHOOK_URL, "GITHUB_RUN_ID": "9"}
+    services = advance.Services(environ=environ, commenter=lambda env: commenter)
+    with pytest.raises(Crash):
+        advance.run(advance.Options(repo=repo.root, now=T0 + 2 * HOUR), services)
+    assert repo.rollout().percentage == 25  # the advance landed, its notifications are pending
+    assert [e.kind for e in repo.snapshot().state.outbox] == ["pr_comment", "webhook"]
+    assert not rsps.calls
+
+    environ["GITHUB_RUN_ID"] = "10"
+    assert advance.run(advance.Options(repo=repo.root, now=T0 + 3 * HOUR), services) == 0  # nothing due
+
+    [(pr, body)] = commenter.comments  # exactly the missing comment, and the webhook once
+    assert pr == 42 and "advanced **5% → 25%**" in body
+    [call] = rsps.calls
+    payload = json.loads(call.request.body or b"{}")
+    assert payload["gitops_flags"]["id"] == "advance:run-9.1:webhook"
+    assert [r["after"] for r in payload["gitops_flags"]["rollouts"]] == [25]
+    assert repo.snapshot().state.outbox == [] and repo.rollout().percentage == 25
+    assert [a["event"] for a in repo.audit()] == ["advanced"]
 
 
 # --- status --------------------------------------------------------------------------------------------

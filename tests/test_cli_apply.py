@@ -14,7 +14,7 @@ import pytest
 import responses
 import yaml
 
-from gitops_flags import changes, cli, validate
+from gitops_flags import changes, cli, notify, validate
 from gitops_flags.actions_env import ActionsEnv
 from gitops_flags.commands import apply as apply_cmd
 from gitops_flags.git import GitTree
@@ -141,12 +141,39 @@ class FlakyStore:
         return self.inner.read_audit()
 
 
+class Crash(BaseException):
+    """The process dies (SIGKILL, a lost runner): nothing in the tool catches it."""
+
+
 class FakeNotifier:
+    """A PR's comments as GitHub keeps them; `fail` holds what the next posts raise, in order."""
+
     def __init__(self) -> None:
         self.comments: list[tuple[int, str]] = []
+        self.fail: list[BaseException] = []
+        self.lookups: list[int] = []
 
     def comment(self, number: int, body: str) -> None:
+        if self.fail:
+            raise self.fail.pop(0)
         self.comments.append((number, body))
+
+    def has_comment(self, number: int, marker: str) -> bool:
+        self.lookups.append(number)
+        return any(n == number and marker in body for n, body in self.comments)
+
+
+class DyingStore(FlakyStore):
+    """The process dies during the n-th write (before it lands)."""
+
+    def __init__(self, inner: FileStore, die_at: int) -> None:
+        super().__init__(inner, set())
+        self.die_at = die_at
+
+    def write(self, *args: Any, **kwargs: Any) -> str:
+        if self.writes + 1 == self.die_at:
+            raise Crash()
+        return super().write(*args, **kwargs)
 
 
 @pytest.fixture
@@ -662,9 +689,143 @@ def test_a_failing_webhook_is_a_warning_not_a_failure(
     responses.post(hook, status=500, body="boom")
     monkeypatch.setenv("FLAGS_WEBHOOK", hook)
     adopt(repo)
-    assert apply(repo, tmp_path / "store") == 0
+    store = tmp_path / "store"
+    assert apply(repo, store) == 0
     err = capsys.readouterr().err
     assert "webhook answered 500" in err and "secret" not in err
+    [waiting] = state(store).outbox  # kept for the next run, without the URL
+    assert (waiting.kind, waiting.attempts) == ("webhook", 1)
+    assert waiting.last_error == "the webhook answered 500 boom"
+    assert "secret" not in (store / "state.json").read_text()
+
+    responses.replace(responses.POST, hook, json={"ok": True})
+    assert apply(repo, store, now=NOW2) == 0  # nothing new to apply; the message goes out now
+    sent = json.loads(responses.calls[-1].request.body or b"{}")
+    assert sent["gitops_flags"]["id"] == waiting.id and "dark_mode@production" in sent["text"]
+    assert state(store).outbox == []
+    assert len(responses.calls) == 2
+
+
+# --- the outbox: notifications survive a run that dies or fails to send -------------------------------
+
+
+def merged_pr(repo: Repo, source: FakeSource, number: int, key: str) -> str:
+    sha = repo.commit({f"flags/{key}.yaml": flag(key)}, f"PR {number}")
+    source.merged(sha, number)
+    return sha
+
+
+def test_a_comment_that_fails_waits_in_the_outbox_and_the_next_run_sends_it(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    c1 = merged_pr(repo, source, 1, "search")
+    notifier.fail.append(GitopsFlagsError("GitHub answered 502"))
+    capsys.readouterr()
+
+    assert apply(repo, store) == 0  # a notification failure does not fail the run
+
+    assert "comment on PR #1 could not be delivered (GitHub answered 502)" in capsys.readouterr().err
+    [waiting] = state(store).outbox
+    assert (waiting.id, waiting.pr, waiting.attempts) == (f"apply:{c1}:pr-1", 1, 1)
+    assert notifier.comments == []
+
+    assert apply(repo, store, now=NOW2) == 0  # nothing new to apply
+
+    assert notifier.lookups == [1]  # left by an earlier run: was it posted after all? no
+    [(number, body)] = notifier.comments
+    assert number == 1 and body == waiting.body and "`search@production`" in body
+    assert state(store).outbox == []
+    files = store_files(store)
+    assert apply(repo, store, now=NOW2) == 0  # nothing pending: nothing sent, nothing written
+    assert store_files(store) == files and len(notifier.comments) == 1
+
+
+@responses.activate
+def test_a_run_that_dies_after_its_write_leaves_its_notifications_to_the_next(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = "https://hooks.example.com/services/T000/B000/secret"
+    responses.post(hook, json={"ok": True})
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    monkeypatch.setenv("FLAGS_WEBHOOK", hook)
+    c1 = merged_pr(repo, source, 1, "search")
+    c2 = merged_pr(repo, source, 2, "checkout")
+    notifier.fail.append(Crash())  # dies on its first comment, after both store writes
+
+    with pytest.raises(Crash):
+        apply(repo, store)
+
+    crashed = state(store)
+    assert crashed.applied_commit == c2
+    assert [e.id for e in crashed.outbox][:2] == [f"apply:{c1}:pr-1", f"apply:{c2}:pr-2"]
+    assert [e.kind for e in crashed.outbox] == ["pr_comment", "pr_comment", "webhook"]
+    lines = audit(store)
+    source.looked_up.clear()
+
+    assert apply(repo, store, now=NOW2) == 0
+
+    assert source.looked_up == [] and audit(store) == lines  # nothing applied again
+    assert [n for n, _ in notifier.comments] == [1, 2]  # exactly the missing comments
+    [call] = responses.calls
+    sent = json.loads(call.request.body or b"{}")
+    assert [c["key"] for c in sent["gitops_flags"]["changes"]] == ["search", "search", "checkout", "checkout"]
+    assert state(store).outbox == []
+
+
+def test_a_run_that_dies_after_sending_does_not_comment_twice(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    merged_pr(repo, source, 1, "search")
+    dying = DyingStore(FileStore(store), die_at=2)  # write 1: the commit and its outbox; 2: the clearing
+    monkeypatch.setattr(apply_cmd, "store_opener", lambda url, env: dying)
+    with pytest.raises(Crash):
+        apply(repo, store)
+    assert len(notifier.comments) == 1 and len(state(store).outbox) == 1  # sent, not yet cleared
+
+    monkeypatch.setattr(apply_cmd, "store_opener", apply_cmd.default_store_opener)
+    assert apply(repo, store, now=NOW2) == 0
+
+    assert len(notifier.comments) == 1 and notifier.lookups == [1]  # its marker was found: not re-sent
+    assert state(store).outbox == []
+
+
+def test_a_pr_merged_as_several_commits_gets_one_comment(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    first = merged_pr(repo, source, 5, "search")  # a rebase merge: two commits of PR #5
+    merged_pr(repo, source, 5, "checkout")
+    assert apply(repo, store) == 0
+    [(number, body)] = notifier.comments
+    assert number == 5 and "`search@staging`" in body and "`checkout@staging`" in body
+    assert notify.outbox_marker(f"apply:{first}:pr-5") in body
+    assert state(store).outbox == []
+
+
+def test_a_dry_run_delivers_nothing_pending_and_writes_nothing(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    merged_pr(repo, source, 1, "search")
+    notifier.fail.append(GitopsFlagsError("GitHub answered 502"))
+    apply(repo, store)
+    files = store_files(store)
+    capsys.readouterr()
+    assert apply(repo, store, "--dry-run", now=NOW2) == 0
+    assert "1 notification pending in the store's outbox" in capsys.readouterr().out
+    assert store_files(store) == files and notifier.comments == [] and notifier.lookups == []
 
 
 # --- store selection and history -----------------------------------------------------------------------

@@ -7,18 +7,25 @@ import json
 import multiprocessing
 import os
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gitops_flags.cli import main
 from gitops_flags.model import StoreConfig
 from gitops_flags.store import ConflictError, StoreCorrupt, StoreError, Update, open_store, store_url, update
 from gitops_flags.store.base import StoreSnapshot
 from gitops_flags.store.file import FileStore
-from gitops_flags.store.state import RolloutState, StoreState, UnitOfWork
+from gitops_flags.store.state import (
+    OUTBOX_MAX_ATTEMPTS,
+    OutboxEntry,
+    RolloutState,
+    StoreState,
+    UnitOfWork,
+)
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SCHEMA = "https://flagd.dev/schema/v0/flags.json"
@@ -443,3 +450,52 @@ def test_plan_hash_notices_plan_edits() -> None:
     assert plan_hash(plan) == plan_hash(RolloutPlan(variant="on", stages=[5, 25, "full"], stage_delay="1d"))
     for edit in ({"stages": [5, 50, 100]}, {"paused": True}, {"stage_delay": "2h"}):
         assert plan_hash(plan.model_copy(update=edit)) != plan_hash(plan)
+
+
+# --- the outbox ----------------------------------------------------------------------------------------
+
+
+def comment_entry(entry_id: str = "apply:c1:pr-1", **extra: Any) -> OutboxEntry:
+    data: dict[str, Any] = {"kind": "pr_comment", "pr": 1, "body": "applied", "created_at": T0, **extra}
+    return OutboxEntry(id=entry_id, **data)
+
+
+def test_a_state_written_before_the_outbox_existed_still_reads(tmp_path: Path) -> None:
+    old = {"format_version": 1, "applied_commit": "c1", "rollouts": {}, "units": []}
+    assert StoreState.model_validate_json(json.dumps(old)).outbox == []
+    # ... and an empty outbox is not written, so such a store keeps its bytes and its older readers
+    assert StoreState(applied_commit="c1").model_dump(mode="json") == old
+
+
+def test_the_outbox_round_trips_through_the_store(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    webhook = OutboxEntry(id="apply:run-7.1:webhook", kind="webhook", payload={"text": "hi"}, attempts=2,
+                          last_error="the webhook answered 500", created_at=T0)
+    pending = state("c1").with_outbox([comment_entry(), webhook])
+    store.write(pending, {}, None)
+    assert store.read().state == pending
+    assert [e["id"] for e in json.loads((tmp_path / "state.json").read_text())["outbox"]] == [
+        "apply:c1:pr-1", "apply:run-7.1:webhook"]
+
+
+def test_outbox_entries_are_replaced_by_id() -> None:
+    first = StoreState().with_outbox([comment_entry(), comment_entry("apply:c2:pr-2")])
+    again = first.with_outbox([comment_entry(body="applied, and more")])
+    assert [(e.id, e.body) for e in again.outbox] == [("apply:c2:pr-2", "applied"),
+                                                      ("apply:c1:pr-1", "applied, and more")]
+    assert first.with_outbox([]) is first
+
+
+def test_an_outbox_entry_says_what_it_needs() -> None:
+    with pytest.raises(ValidationError, match="needs `pr` and `body`"):
+        OutboxEntry(id="x", kind="pr_comment", body="no PR", created_at=T0)
+    with pytest.raises(ValidationError, match="needs `payload`"):
+        OutboxEntry(id="x", kind="webhook", created_at=T0)
+
+
+def test_an_outbox_entry_expires_after_seven_days_or_twenty_failures() -> None:
+    entry = comment_entry()
+    assert not entry.expired(T0 + timedelta(days=7) - timedelta(seconds=1))
+    assert entry.expired(T0 + timedelta(days=7))
+    assert comment_entry(attempts=OUTBOX_MAX_ATTEMPTS).expired(T0)
+    assert not comment_entry(attempts=OUTBOX_MAX_ATTEMPTS - 1).expired(T0)

@@ -5,7 +5,9 @@ workflow) → for each rollout that is due and whose plan at HEAD is the applied
 `rollout.advance` → recompile that flag's flagd entry → one compare-and-swap write of state, documents and
 audit lines. On a conflict (another run wrote first) it reads again and decides again, reusing the gate
 results it already has, so two concurrent runs make one advance. Then it reports each event: stdout, the
-job summary, a comment on the PR that started the rollout, and the policy's webhook.
+job summary, a comment on the PR that started the rollout, and the policy's webhook. The comments and the
+webhook message travel in the store's outbox, written with the events (see `notify.flush`), so a run that
+dies after its write leaves them for the next `advance` or `apply` to send.
 
 Advance changes only rollout percentages. The flag at HEAD is used for the gate definition and to
 recompile the entry, so it must be what apply last applied: a rollout whose plan or flag entry at HEAD
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from ..actions_env import ActionsEnv, append_summary
 from ..model import POLICY_PATH, Flag, Policy, RolloutPlan
 from ..problems import GitopsFlagsError, Problem
 from ..store import ConflictError, Store, StoreSnapshot, Update
-from ..store.state import GateResult, RolloutState, plan_hash
+from ..store.state import GateResult, OutboxEntry, RolloutState, StoreState, plan_hash
 from ..tree import Tree
 from .apply import default_store_opener, default_store_url
 
@@ -59,20 +61,13 @@ class Services:
     commenter: Callable[[ActionsEnv], notify.Notifier | None] | None = None  # None: `default_commenter`
 
 
-class _GitHubCommenter:
-    def __init__(self, env: ActionsEnv) -> None:
-        from .. import github
-
-        self._client = github.GitHubClient(github.connect(env.api_url, env.token), env.repository)
-
-    def comment(self, number: int, body: str) -> None:
-        self._client.create_comment(number, body)
-
-
 def default_commenter(env: ActionsEnv) -> notify.Notifier | None:
     """Comments go out only inside Actions, with a token and a repository."""
     if env.in_actions and env.token and env.repository:
-        return _GitHubCommenter(env)
+        from .. import github
+
+        return notify.GitHubCommenter(github.GitHubClient(github.connect(env.api_url, env.token),
+                                                          env.repository))
     return None
 
 
@@ -384,7 +379,8 @@ def comment_body(outcome: Outcome, run_url: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(outcomes: tuple[Outcome, ...], dry_run: bool, total: int) -> str:
+def summary_markdown(outcomes: tuple[Outcome, ...], dry_run: bool, total: int,
+                     undelivered: tuple[str, ...] = ()) -> str:
     title = "### gitops-flags advance" + (" (dry run)" if dry_run else "")
     lines = [title, ""]
     shown = [o for o in outcomes if o.event or o.note or o.gate]
@@ -392,7 +388,30 @@ def summary_markdown(outcomes: tuple[Outcome, ...], dry_run: bool, total: int) -
         lines.append(f"- {render.escape_md(outcome_text(outcome), 600)}")
     if not shown:
         lines.append(f"Nothing due ({total} rollout{'s' if total != 1 else ''} in the store).")
+    lines += notify.undelivered_markdown(undelivered)
     return "\n".join(lines) + "\n"
+
+
+def notifications(outcomes: tuple[Outcome, ...], outbound: notify.Outbound, now: datetime
+                  ) -> list[OutboxEntry]:
+    """The outbox entries of this run's events: a comment per event on the PR that started the rollout,
+    one webhook message. Pure. A comment's id names the event (flag, environment, kind, time), so it is
+    the same whichever run writes it."""
+    events = [o for o in outcomes if o.event is not None]
+    entries: list[OutboxEntry] = []
+    for outcome in events:
+        assert outcome.event is not None
+        pr = outcome.before.pr
+        if outbound.comments and pr is not None:
+            at = outcome.event.at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            entry_id = f"advance:{outcome.ident}:{outcome.event.kind}:{at}:pr-{pr}"
+            body = notify.outbox_marker(entry_id) + "\n" + comment_body(outcome, outbound.run_url)
+            entries.append(OutboxEntry(id=entry_id, kind="pr_comment", pr=pr, body=body, created_at=now))
+    if outbound.webhook and events:
+        entry_id = f"advance:{outbound.run_key}:webhook"
+        payload = webhook_payload(events, outbound.repository, outbound.run_url, entry_id)
+        entries.append(OutboxEntry(id=entry_id, kind="webhook", payload=payload, created_at=now))
+    return entries
 
 
 def exit_code(outcomes: tuple[Outcome, ...]) -> int:
@@ -428,20 +447,47 @@ def run(options: Options, services: Services) -> int:
         url = resolve_store_url(options.store, policy, repo, in_actions=env.in_actions)
         store = services.open_store(url, env)
         files = FlagFiles(tree, policy)
-        decision, snapshot = _decide_and_write(store, files, now, options, services, env)
+        channels = _channels(policy, env, services, options.dry_run)
+        decision, snapshot, latest = _decide_and_write(store, files, now, options, services, env,
+                                                       channels.outbound)
     for outcome in decision.outcomes:
         click.echo(("(dry run) " if options.dry_run and outcome.event else "") + outcome_text(outcome))
     total = sum(len(envs) for envs in snapshot.state.rollouts.values())
     if not decision.outcomes:
         click.echo(f"nothing due ({total} rollout{'s' if total != 1 else ''} in {store.where})")
-    append_summary(env.summary_path, summary_markdown(decision.outcomes, options.dry_run, total))
-    if not options.dry_run:
-        _notify(decision.outcomes, policy, env, services)
+    undelivered: tuple[str, ...] = ()
+    if options.dry_run:
+        pending = notify.pending_note(latest.outbox)
+        if pending:
+            click.echo(f"note: {pending}")
+    elif latest.outbox:
+        undelivered = _deliver(store, latest.outbox, decision, channels, now)
+    append_summary(env.summary_path, summary_markdown(decision.outcomes, options.dry_run, total, undelivered))
     return exit_code(decision.outcomes)
 
 
+@dataclass(frozen=True)
+class _Channels:
+    commenter: notify.Notifier | None
+    webhook_url: str | None  # a secret: never printed or stored
+    outbound: notify.Outbound
+
+
+def _channels(policy: Policy | None, env: ActionsEnv, services: Services, dry_run: bool) -> _Channels:
+    commenter = None if dry_run else (services.commenter or default_commenter)(env)
+    webhook_env = policy.options.webhook_env if policy is not None else None
+    webhook = (services.environ.get(webhook_env) or None) if webhook_env else None
+    outbound = notify.Outbound(notify.run_key(services.environ), comments=commenter is not None,
+                               webhook=webhook is not None and not dry_run, repository=env.repository,
+                               run_url=env.run_url())
+    return _Channels(commenter, webhook, outbound)
+
+
 def _decide_and_write(store: Store, files: FlagFiles, now: datetime, options: Options, services: Services,
-                      env: ActionsEnv) -> tuple[Decision, StoreSnapshot]:
+                      env: ActionsEnv, outbound: notify.Outbound
+                      ) -> tuple[Decision, StoreSnapshot, StoreState]:
+    """The decision, the snapshot it was made on, and the state now in the store (its outbox is what
+    is left to deliver)."""
     gates: dict[tuple[str, str], GateResult] = {}
     for attempt in range(1, ATTEMPTS + 1):
         snapshot = store.read()
@@ -452,8 +498,10 @@ def _decide_and_write(store: Store, files: FlagFiles, now: datetime, options: Op
                     plan.health_check, services.environ, services.session, at=now)
         decision = decide(snapshot, files.get, gates, now, env.run_url())
         if decision.update is None or options.dry_run:
-            return decision, snapshot
-        update = decision.update
+            return decision, snapshot, snapshot.state
+        # The notifications of these events travel in the same write as the events.
+        entries = notifications(decision.outcomes, outbound, now)
+        update = replace(decision.update, state=decision.update.state.with_outbox(entries))
         try:
             version = store.write(
                 update.state, update.documents, snapshot.version, update.audit, update.message)
@@ -462,36 +510,26 @@ def _decide_and_write(store: Store, files: FlagFiles, now: datetime, options: Op
                 raise
             continue  # another run wrote first: read again, decide again
         click.echo(f"store {store.where} now at version {version[:12]}")
-        return decision, snapshot
+        return decision, snapshot, update.state
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _notify(outcomes: tuple[Outcome, ...], policy: Policy | None, env: ActionsEnv, services: Services
-            ) -> None:
-    events = [o for o in outcomes if o.event is not None]
-    if not events:
-        return
-    commenter = (services.commenter or default_commenter)(env)
-    run_url = env.run_url()
-    for outcome in events:
-        pr = outcome.before.pr
-        if commenter is not None and pr is not None:
-            try:
-                commenter.comment(pr, comment_body(outcome, run_url))
-            except GitopsFlagsError as exc:
-                click.echo(f"warning: could not comment on #{pr}: {exc}", err=True)
-    webhook_env = policy.options.webhook_env if policy is not None else None
-    webhook = services.environ.get(webhook_env) if webhook_env else None
-    if webhook:
-        try:
-            notify.send_webhook(webhook, webhook_payload(events, env.repository, run_url))
-        except GitopsFlagsError as exc:
-            click.echo(f"warning: the webhook in {webhook_env} failed: {exc}", err=True)
+def _deliver(store: Store, pending: list[OutboxEntry], decision: Decision, channels: _Channels,
+             now: datetime) -> tuple[str, ...]:
+    """Send the outbox (this run's events, and whatever an earlier run left), then clear it. A failure
+    is a warning: the store holds the change, and the entry waits for the next run."""
+    own = {e.id for e in notifications(decision.outcomes, channels.outbound, now)}
+    flushed = notify.flush(store, pending, notifier=channels.commenter, webhook_url=channels.webhook_url,
+                           now=now, own=own)
+    for problem in flushed.problems:
+        click.echo(f"warning: {problem}", err=True)
+    return flushed.problems
 
 
-def webhook_payload(events: list[Outcome], repository: str, run_url: str | None) -> dict[str, Any]:
+def webhook_payload(events: list[Outcome], repository: str, run_url: str | None,
+                    notification_id: str | None = None) -> dict[str, Any]:
     """One message per run: a Slack-compatible `text` (Slack escapes &, < and >) and the same facts
-    as data, in the shape apply's webhook uses."""
+    as data, in the shape apply's webhook uses (`id` names the notification, for deduplication)."""
     lines = [f"gitops-flags advance on {repository or 'the flag repository'}:"]
     lines += [outcome_text(o) for o in events]
     if run_url:
@@ -507,5 +545,6 @@ def webhook_payload(events: list[Outcome], repository: str, run_url: str | None)
             "reason": o.event.reason, "gate": o.gate.model_dump(mode="json") if o.gate else None,
             "pr": o.before.pr,
         })
-    return {"text": text, "gitops_flags": {"event": "advance", "repository": repository, "run_url": run_url,
-                                           "rollouts": rollouts}}
+    data = {"event": "advance", "id": notification_id, "repository": repository, "run_url": run_url,
+            "rollouts": rollouts}
+    return {"text": text, "gitops_flags": data}

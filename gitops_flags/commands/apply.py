@@ -9,6 +9,10 @@ One store write per commit: the units of a merge land together (flagd never serv
 github-branch store pays one commit per merge rather than one per change. A write that fails records its
 units as failed and stops; the next run resumes at them.
 
+Notifications go through the store's outbox (`notify.flush`): each write carries the PR comments and the
+webhook message it owes, and they are delivered, then removed, after the walk. A run that dies in
+between leaves them for the next run, which sends them.
+
 Exit codes: 0 everything applied (or nothing to do); 1 a change was blocked or a write failed; 2 the run
 could not start (no policy, unreadable store, rewritten history, no GitHub access to verify approvals).
 """
@@ -18,10 +22,9 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -31,7 +34,7 @@ from ..model import POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
-from ..store.state import StoreState, unit_id
+from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
 
 EMPTY: Tree = DictTree({})
@@ -105,15 +108,7 @@ def default_notifier(env: ActionsEnv) -> notify.Notifier | None:
     from .. import github
 
     client = github.GitHubClient(github.connect(env.api_url, env.token), env.repository)
-    return _CommentNotifier(client)
-
-
-class _CommentNotifier:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def comment(self, number: int, body: str) -> None:
-        self.client.create_comment(number, body)
+    return notify.GitHubCommenter(client)
 
 
 def default_store_opener(url: str, env: ActionsEnv) -> Store:
@@ -299,27 +294,80 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
             )
 
     _header(options, store.where, snapshot, head, len(steps))
-    walker = _Walker(repo, store, snapshot, now, options, source, head_policy, [s.commit for s in steps])
+    channels = _channels(options, env, head_policy, notifier_factory)
+    walker = _Walker(repo, store, snapshot, now, options, source, head_policy, [s.commit for s in steps],
+                     _RunOutbox(channels.outbound, store.where, head, now))
     for step in steps:
         if not walker.step(step, report):
             break
     else:
         walker.finish(report)
 
-    return _report(options, env, store.where, head, head_policy, report, notifier_factory)
+    return _report(options, env, store, head, report, walker, channels)
+
+
+@dataclass(frozen=True)
+class _Channels:
+    """Where this run's notifications can go. The webhook URL is a secret: never printed or stored."""
+
+    notifier: notify.Notifier | None
+    webhook_variable: str | None
+    webhook_url: str | None
+    outbound: notify.Outbound
+
+
+def _channels(options: Options, env: ActionsEnv, head_policy: Policy | None,
+              notifier_factory: NotifierFactory) -> _Channels:
+    variable = head_policy.options.webhook_env if head_policy else None
+    url = (os.environ.get(variable) or None) if variable else None
+    notifier = None if options.dry_run else notifier_factory(env)
+    outbound = notify.Outbound(notify.run_key(os.environ), comments=notifier is not None,
+                               webhook=url is not None and not options.dry_run,
+                               repository=env.repository, run_url=env.run_url())
+    return _Channels(notifier, variable, url, outbound)
+
+
+@dataclass(frozen=True)
+class _RunOutbox:
+    """Builds this run's outbox entries (pure given the run's results so far)."""
+
+    outbound: notify.Outbound
+    where: str
+    head: str
+    now: datetime
+
+    def for_write(self, report: Report, new: Sequence[UnitResult] = ()) -> list[OutboxEntry]:
+        """What a write adds: the webhook message so far, and the comments of the PRs `new` touches
+        (with every result of this run for each, so a PR merged as several commits gets one comment)."""
+        prs = {r.unit.pull.number for r in new if r.unit.pull is not None}
+        return notify.apply_entries([*report.results, *new], self.outbound, store=self.where, head=self.head,
+                                    now=self.now, failures=report.failures, prs=prs)
+
+    def complete(self, report: Report) -> list[OutboxEntry]:
+        """Every notification of the run, as it ended (including failures the store could not record)."""
+        return notify.apply_entries(report.results, self.outbound, store=self.where, head=self.head,
+                                    now=self.now, failures=report.failures)
 
 
 class _Walker:
     """Applies the steps in order, one store write per commit, remembering what it wrote."""
 
     def __init__(self, repo: Path, store: Store, snapshot: StoreSnapshot, now: datetime, options: Options,
-                 source: MergedPullSource | None, head_policy: Policy | None, order: list[str]) -> None:
+                 source: MergedPullSource | None, head_policy: Policy | None, order: list[str],
+                 outbox: _RunOutbox) -> None:
         self.repo, self.store, self.snapshot, self.now = repo, store, snapshot, now
         self.options, self.source, self.head_policy = options, source, head_policy
         start = snapshot.state.applied_commit
         self.order = ([start] if start else []) + order
         self.clean: str | None = None  # the last commit walked whose units are all done
         self.distrust_policy = False  # a policy change was not approved: its on_unapproved is not trusted
+        self.outbox = outbox
+        self.latest: StoreState = snapshot.state  # the state last read or written: its outbox is pending
+        self.recorded: set[str] = set()  # ids of the outbox entries this run wrote to the store
+
+    def _wrote(self, state: StoreState) -> None:
+        self.latest = state
+        self.recorded.update(e.id for e in state.outbox)
 
     def step(self, step: Step, report: Report) -> bool:
         base_tree = git.GitTree(self.repo, step.base) if step.base else None
@@ -376,7 +424,7 @@ class _Walker:
         return self._write(step.commit, units, report)
 
     def _write(self, commit: str, units: Sequence[Unit], report: Report) -> bool:
-        holder: list[reconcile.Applied] = []
+        holder: list[tuple[reconcile.Applied, Update]] = []
 
         def decide(snapshot: StoreSnapshot) -> Update | None:
             holder.clear()
@@ -384,8 +432,13 @@ class _Walker:
                                             where=self.store.where)
             if applied is None:
                 return None
-            holder.append(applied)
-            return applied.update
+            # The notifications this commit owes travel in the same write as its units.
+            wanted = applied.update
+            if not self.options.dry_run:
+                entries = self.outbox.for_write(report, applied.results)
+                wanted = replace(wanted, state=wanted.state.with_outbox(entries))
+            holder.append((applied, wanted))
+            return wanted
 
         try:
             if self.options.dry_run:
@@ -395,11 +448,12 @@ class _Walker:
             else:
                 version = update(self.store, decide)
                 if holder:
-                    self.snapshot = _snapshot(holder[0].update, version)
+                    self.snapshot = _snapshot(holder[0][1], version)
+                    self._wrote(holder[0][1].state)
         except (GitopsFlagsError, OSError) as exc:
             changes_ = [u.change for u in units]
             return self._fail(commit, changes_, f"writing the store for {commit[:12]}: {exc}", report)
-        results = holder[0].results if holder else ()
+        results = holder[0][0].results if holder else ()
         report.results.extend(results)
         _echo_results(results)
         if reconcile.blocks_policy(results):
@@ -417,13 +471,18 @@ class _Walker:
         if self.options.dry_run:
             return False
 
+        holder: list[StoreState] = []
+
         def decide(snapshot: StoreSnapshot) -> Update | None:
             state = reconcile.failed(snapshot.state, commit, todo, self.now, error)
             state = _advanced(state, self.clean, self.order)
+            state = state.with_outbox(self.outbox.for_write(report))  # the webhook tells of the failure
+            holder[:] = [state]
             return Update(state, snapshot.documents, (), f"gitops-flags apply {commit[:12]}: failed")
 
         try:
-            update(self.store, decide)
+            if update(self.store, decide) is not None:
+                self._wrote(holder[0])
         except (GitopsFlagsError, OSError) as exc:
             click.echo(f"error: the failure could not be recorded in the store either: {exc}", err=True)
         return False
@@ -434,11 +493,16 @@ class _Walker:
             return
         target = self.clean
 
+        holder: list[Update] = []
+
         def decide(snapshot: StoreSnapshot) -> Update | None:
-            return reconcile.advance_only(snapshot, target, self.order)
+            wanted = reconcile.advance_only(snapshot, target, self.order)
+            holder[:] = [wanted] if wanted is not None else []
+            return wanted
 
         try:
-            update(self.store, decide)
+            if update(self.store, decide) is not None:
+                self._wrote(holder[0].state)
         except (GitopsFlagsError, OSError) as exc:
             report.failures.append(f"recording the applied commit {target[:12]}: {exc}")
             click.echo(f"error: recording the applied commit {target[:12]}: {exc}", err=True)
@@ -485,9 +549,9 @@ def _echo_results(results: Sequence[UnitResult]) -> None:
         click.echo(notify.line(result), err=result.outcome != "applied")
 
 
-def _report(options: Options, env: ActionsEnv, where: str, head: str, head_policy: Policy | None,
-            report: Report, notifier_factory: NotifierFactory) -> int:
-    results = report.results
+def _report(options: Options, env: ActionsEnv, store: Store, head: str, report: Report, walker: _Walker,
+            channels: _Channels) -> int:
+    results, where = report.results, store.where
     for note in report.notes:
         click.echo(f"note: {note}")
     if env.in_actions:
@@ -495,45 +559,49 @@ def _report(options: Options, env: ActionsEnv, where: str, head: str, head_polic
             command_line = notify.workflow_command(result)
             if command_line:
                 click.echo(command_line)
-    summary = notify.job_summary(results, store=where, head=head, verified=options.verify,
-                                 dry_run=options.dry_run, failures=report.failures, notes=report.notes)
-    actions_env.append_summary(env.summary_path, summary)
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("applied", "warned", "blocked")}
     verb = "would be" if options.dry_run else "were"
     click.echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
                f"{counts['blocked']} blocked ({verb} written to {where})")
     if report.failures:
         click.echo("stopped at a failure (above); the next run resumes there", err=True)
-    if not options.dry_run and (results or report.failures):
-        _notify(env, where, head, head_policy, report, notifier_factory)
+    undelivered: list[str] = []
+    if options.dry_run:
+        pending = notify.pending_note(walker.latest.outbox)
+        if pending:
+            click.echo(f"note: {pending}")
+    else:
+        undelivered = _deliver(store, head, report, walker, channels)
+    summary = notify.job_summary(results, store=where, head=head, verified=options.verify,
+                                 dry_run=options.dry_run, failures=report.failures, notes=report.notes,
+                                 undelivered=undelivered)
+    actions_env.append_summary(env.summary_path, summary)
     return 1 if report.failures or counts["blocked"] else 0
 
 
-def _notify(env: ActionsEnv, where: str, head: str, head_policy: Policy | None, report: Report,
-            notifier_factory: NotifierFactory) -> None:
-    run_url = env.run_url()
-    by_pr: dict[int, tuple[MergedPull, list[UnitResult]]] = {}
-    for result in report.results:
-        if result.unit.pull is not None:
-            by_pr.setdefault(result.unit.pull.number, (result.unit.pull, []))[1].append(result)
-    notifier = notifier_factory(env) if by_pr else None
-    if by_pr and notifier is None:
-        click.echo("note: no GitHub token and repository: the merged PRs get no comment")
-    for number, (pull, results) in sorted(by_pr.items()):
-        if notifier is None:
-            break
-        try:
-            notifier.comment(number, notify.pr_comment(pull, results, store=where, run_url=run_url))
-        except GitopsFlagsError as exc:
-            click.echo(f"warning: could not comment on PR #{number}: {exc}", err=True)
-    variable = head_policy.options.webhook_env if head_policy else None
-    webhook = os.environ.get(variable) if variable else None
-    if variable and not webhook:
-        click.echo(f"note: the webhook variable {variable} (from the policy) is not set: no webhook sent")
-    if webhook:
-        payload = notify.webhook_payload(report.results, repository=env.repository, store=where, head=head,
-                                         run_url=run_url, failures=report.failures)
-        try:
-            notify.send_webhook(webhook, payload)
-        except notify.NotifyError as exc:
-            click.echo(f"warning: {exc} (variable {variable})", err=True)
+def _deliver(store: Store, head: str, report: Report, walker: _Walker, channels: _Channels) -> list[str]:
+    """Send what the outbox holds (this run's entries, and any an earlier run left), then clear it.
+    Failures are warnings: the store was written, and the entries wait for the next run."""
+    if report.results or report.failures:
+        if channels.notifier is None and any(r.unit.pull is not None for r in report.results):
+            click.echo("note: no GitHub token and repository: the merged PRs get no comment")
+        if channels.webhook_variable and not channels.webhook_url:
+            click.echo(f"note: the webhook variable {channels.webhook_variable} (from the policy) is not "
+                       "set: no webhook sent")
+    own = {e.id: e for e in walker.outbox.complete(report)}
+    stored = walker.latest.outbox
+    stored_ids = {e.id for e in stored}
+    pending = [own.get(e.id, e) for e in stored]
+    # Not recorded (the store could not be written): sent all the same, once, as before the outbox.
+    pending += [e for e in own.values() if e.id not in stored_ids and e.id not in walker.recorded]
+    if not pending:
+        return []
+    flushed = notify.flush(store, pending, notifier=channels.notifier, webhook_url=channels.webhook_url,
+                           now=walker.now, own=own.keys(), recorded=stored_ids)
+    waiting = sum(1 for d in flushed.deliveries if d.status == "skipped")
+    if waiting:
+        click.echo(f"note: {waiting} earlier notification(s) wait in the store's outbox for a run with "
+                   "a GitHub token or the webhook variable")
+    for problem in flushed.problems:
+        click.echo(f"warning: {problem}", err=True)
+    return list(flushed.problems)

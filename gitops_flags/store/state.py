@@ -14,18 +14,30 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from ..model import RolloutPlan
 
 FORMAT_VERSION = 1
 MAX_SUCCEEDED_UNITS = 500
+# An outbox entry is tried for at most this long, or this many failed attempts, then dropped (audited).
+OUTBOX_MAX_AGE = timedelta(days=7)
+OUTBOX_MAX_ATTEMPTS = 20
 
 RolloutStatus = Literal["scheduled", "running", "paused", "completed", "rolled_back"]
 RolloutEvent = Literal["started", "advanced", "paused", "resumed", "rolled_back", "completed"]
 GateOutcome = Literal["passed", "failed", "inconclusive"]
 PauseCause = Literal["plan", "kill_switch", "gate_failed", "gate_inconclusive", "other"]
 OnFailure = Literal["rollback", "pause"]
+OutboxKind = Literal["pr_comment", "webhook"]
 
 # The reasons a pause is recorded with. Stores written before `paused_by` existed carry the cause only in
 # `reason`, so these prefixes are read back once, when such a state is loaded.
@@ -137,6 +149,37 @@ class UnitOfWork(_Value):
         return self.succeeded_at is not None
 
 
+class OutboxEntry(_Value):
+    """A notification not yet delivered: the transactional outbox.
+
+    It is written in the same compare-and-swap write as the change it reports, so a run that dies after
+    that write leaves it behind, and the next `apply` or `advance` delivers it. It is removed, in a
+    second write, once delivered. A webhook's URL is a secret and is never stored: the URL configured
+    when the entry is delivered is used.
+    """
+
+    id: str = Field(min_length=1, description="Stable, so a re-send can be recognised (notify.outbox_marker)")
+    kind: OutboxKind
+    pr: int | None = Field(None, description="pr_comment: the pull request to comment on")
+    body: str = Field("", description="pr_comment: the comment, Markdown")
+    payload: dict[str, Any] | None = Field(None, description="webhook: the JSON to POST")
+    attempts: int = Field(0, ge=0, description="Failed deliveries so far")
+    last_error: str | None = None
+    created_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _complete(self) -> OutboxEntry:
+        if self.kind == "pr_comment" and (self.pr is None or not self.body):
+            raise ValueError(f"outbox entry {self.id!r}: a pr_comment needs `pr` and `body`")
+        if self.kind == "webhook" and self.payload is None:
+            raise ValueError(f"outbox entry {self.id!r}: a webhook needs `payload`")
+        return self
+
+    def expired(self, now: datetime) -> bool:
+        """Too old to be worth sending, or failed too often."""
+        return now - self.created_at >= OUTBOX_MAX_AGE or self.attempts >= OUTBOX_MAX_ATTEMPTS
+
+
 class StoreState(_Value):
     format_version: Literal[1] = 1
     applied_commit: str | None = None
@@ -144,6 +187,18 @@ class StoreState(_Value):
         default_factory=dict, description="flag key → environment → rollout"
     )
     units: list[UnitOfWork] = Field(default_factory=list, description="Oldest first")
+    outbox: list[OutboxEntry] = Field(
+        default_factory=list, description="Notifications not yet delivered, oldest first"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_outbox(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`outbox` is written only while something is pending, so a store without pending notifications
+        keeps the bytes (and the readers) it had before the outbox existed."""
+        data = handler(self)
+        if isinstance(data, dict) and not self.outbox:
+            data.pop("outbox", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -193,6 +248,14 @@ class StoreState(_Value):
 
     def with_applied_commit(self, commit: str) -> StoreState:
         return self.model_copy(update={"applied_commit": commit})
+
+    def with_outbox(self, entries: list[OutboxEntry]) -> StoreState:
+        """A copy with the entries added, each replacing a pending one with the same id."""
+        if not entries:
+            return self
+        ids = {e.id for e in entries}
+        outbox = [e for e in self.outbox if e.id not in ids] + entries
+        return self.model_copy(update={"outbox": outbox})
 
 
 def bound_units(units: list[UnitOfWork], keep: int = MAX_SUCCEEDED_UNITS) -> list[UnitOfWork]:
