@@ -571,7 +571,7 @@ def _report(options: Options, env: ActionsEnv, store: Store, head: str, report: 
         if pending:
             click.echo(f"note: {pending}")
     else:
-        undelivered = _deliver(store, head, report, walker, channels)
+        undelivered = _deliver(store, report, walker, channels)
     summary = notify.job_summary(results, store=where, head=head, verified=options.verify,
                                  dry_run=options.dry_run, failures=report.failures, notes=report.notes,
                                  undelivered=undelivered)
@@ -579,7 +579,7 @@ def _report(options: Options, env: ActionsEnv, store: Store, head: str, report: 
     return 1 if report.failures or counts["blocked"] else 0
 
 
-def _deliver(store: Store, head: str, report: Report, walker: _Walker, channels: _Channels) -> list[str]:
+def _deliver(store: Store, report: Report, walker: _Walker, channels: _Channels) -> list[str]:
     """Send what the outbox holds (this run's entries, and any an earlier run left), then clear it.
     Failures are warnings: the store was written, and the entries wait for the next run."""
     if report.results or report.failures:

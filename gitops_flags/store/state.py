@@ -1,8 +1,8 @@
 """What the store remembers between runs, as JSON-able pydantic models (`state.json`).
 
 Flag definitions are not here: they live in the flagd documents, one per environment. This file holds
-what those documents cannot: the commit last applied, where each rollout stands, and the units of work
-that make `apply` resumable and idempotent.
+what those documents cannot: the commit last applied, where each rollout stands, the units of work
+that make `apply` resumable and idempotent, and the outbox of notifications not yet delivered.
 
 The models are frozen values; the functions that decide (apply, advance) return new ones.
 """
