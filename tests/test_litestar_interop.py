@@ -13,6 +13,7 @@ is started by the tests on a free port, without persistence, and stopped at the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import subprocess
@@ -34,7 +35,7 @@ from litestar_flags.engine import EvaluationEngine  # type: ignore[import-untype
 from litestar_flags.storage.database import DatabaseStorageBackend  # type: ignore[import-untyped]
 from litestar_flags.storage.memory import MemoryStorageBackend  # type: ignore[import-untyped]
 from litestar_flags.storage.redis import RedisStorageBackend  # type: ignore[import-untyped]
-from litestar_flags.types import EvaluationReason  # type: ignore[import-untyped]
+from litestar_flags.types import EvaluationReason, FlagStatus  # type: ignore[import-untyped]
 
 from gitops_flags import cli, flagd
 from gitops_flags.commands import advance
@@ -375,3 +376,89 @@ def test_a_litestar_app_serves_what_apply_wrote(target: Target) -> None:
     apply(target.store(), {"new_checkout": checkout(enabled=False)}, state, commit="c2")
     with TestClient(app) as http:
         assert http.get("/checkout", params={"user": "user-1"}).json() == {"new": False, "variant": None}
+
+
+# --- hostile cases ----------------------------------------------------------------------------------------
+
+
+def test_apply_against_a_redis_that_is_down_exits_2(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    commit(repo, {".github/gitops-flags.yml": POLICY, "flags/new_checkout.yaml": FLAG % "true"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        url = f"litestar-flags:redis://:secret@127.0.0.1:{port}/0"
+        for args in (["apply", "--no-verify-approvals"], ["advance"], ["status"]):
+            assert cli.main([*args, "--repo", str(repo), "--store", url]) == 2, args
+            err = capsys.readouterr().err
+            where = f"litestar-flags:redis://:***@127.0.0.1:{port}/0"
+            assert f"error: litestar-flags storage at {where} failed" in err
+            assert "secret" not in err and "Traceback" not in err
+
+
+def test_the_outbox_and_unicode_object_and_number_flags_round_trip(target: Target) -> None:
+    """Through real storage: what is written reads back equal (no drift from JSON columns or floats), and
+    the app is served the exact values."""
+    from gitops_flags.store.state import OutboxEntry
+
+    pricing = Flag.model_validate({
+        "key": "pricing", "name": "Prix — tarification ✨", "description": "価格 🚀 \"quoted\" 'single'",
+        "tags": ["billing", "ünïcode"], "type": "object",
+        "variants": {"a": {"tiers": [1, 2.5], "label": "Ä", "nested": {"x": None}}, "b": {}},
+        "default_variant": "a",
+        "environments": {"production": {"enabled": True}, "staging": {"enabled": True}},
+    })
+    limit = Flag.model_validate({
+        "key": "limit", "type": "number", "variants": {"low": 0, "high": 2.5, "big": 10**12},
+        "default_variant": "low", "environments": {"production": {"enabled": True, "rules": [
+            {"when": {"attribute": "plan", "operator": "in", "value": ["pro", "ent"]}, "variant": "big"}]}},
+    })
+    outbox = [OutboxEntry(id="apply:c1:pr-7", kind="pr_comment", pr=7, body="Appliqué ✅", created_at=T0)]
+    state = StoreState(applied_commit="c1").with_outbox(outbox)
+    apply(target.store(), {"pricing": pricing, "limit": limit}, state)
+    assert target.store().read().state == state
+    assert target.store().drift() == {}
+
+    async def read() -> tuple[Any, Any, Any, Any]:
+        async with target.storage() as storage:
+            client = FeatureFlagClient(storage=storage)
+            pro = EvaluationContext(targeting_key="u", attributes={"plan": "pro"})
+            number = client.get_number_value
+            return (await storage.get_flag("pricing"), await client.get_object_value("pricing", {}),
+                    await number("limit", -1), await number("limit", -1, pro))
+
+    flag, served_object, served_default, served_pro = asyncio.run(read())
+    assert (flag.name, flag.description, flag.tags) == (
+        "Prix — tarification ✨", "価格 🚀 \"quoted\" 'single'", ["billing", "ünïcode"])
+    assert served_object == {"tiers": [1, 2.5], "label": "Ä", "nested": {"x": None}}
+    assert (served_default, served_pro) == (0, 10**12)
+
+
+def test_a_hand_edited_store_is_reported_and_put_back(target: Target, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    apply(target.store(), {"new_checkout": checkout()}, StoreState())
+
+    async def edit() -> None:
+        async with target.storage() as storage:
+            flag = await storage.get_flag("new_checkout")
+            flag.status, flag.default_enabled = FlagStatus.INACTIVE, True  # on for everyone, by hand
+            await storage.update_flag(flag)
+
+    asyncio.run(edit())
+    if target.kind == "redis":  # and a value litestar-flags cannot even load
+        redis.Redis.from_url(target.store_url.removeprefix("litestar-flags:")).set(
+            "feature_flags:staging:flag:new_checkout", "{not json")
+    assert served(target)[0] == set(KEYS)
+    with caplog.at_level(logging.WARNING, logger="gitops_flags.store.litestar"):
+        assert cli.main(["status", "--store", target.store_url, "--repo", str(tmp_path)]) == 0
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "differs from the approved flags" in warned and "production: new_checkout edited" in warned
+    if target.kind == "redis":
+        assert "staging: new_checkout missing" in warned
+    assert served(target)[0] == set(KEYS)  # status only reports
+    target.store().reconcile()
+    assert target.store().drift() == {}
+    assert served(target)[0] == set()

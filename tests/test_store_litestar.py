@@ -7,7 +7,10 @@ our specs back: what counts is what a Litestar app is served.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
+import logging
+import socket
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 import pytest
 from litestar_flags.client import FeatureFlagClient  # type: ignore[import-untyped]
 from litestar_flags.context import EvaluationContext  # type: ignore[import-untyped]
-from litestar_flags.types import EvaluationReason  # type: ignore[import-untyped]
+from litestar_flags.types import EvaluationReason, FlagStatus  # type: ignore[import-untyped]
 
 from gitops_flags import flagd
 from gitops_flags.model import Flag
@@ -35,7 +38,7 @@ from gitops_flags.store.litestar import (
     open_litestar_store,
     parse_targeting,
 )
-from gitops_flags.store.state import RolloutState, StoreState
+from gitops_flags.store.state import OutboxEntry, RolloutState, StoreState
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 STAGES = [5, 25, 50, 75, 100]
@@ -248,6 +251,25 @@ def test_string_number_and_object_flags_serve_their_values() -> None:
     assert details(backend, "limits", {}).variant == "s"  # no rule: the weight split names the default
 
 
+def test_name_description_and_tags_of_the_flag_file_reach_litestar() -> None:
+    """Through flagd.compile_flag's metadata (gitopsName/Description/Tags/Type), unicode included."""
+    flag = Flag.model_validate({
+        "key": "pricing", "name": "Prix — tarification ✨",
+        "description": "Décrit les prix 価格 🚀 \"quoted\"", "tags": ["billing", "ünïcode"], "type": "object",
+        "variants": {"a": {"tiers": [1, 2.5], "label": "Ä", "nested": {"x": None}}, "b": {}},
+        "default_variant": "a", "environments": {"production": {"enabled": True}},
+    })
+    store, backend = fresh()
+    write(store, {"pricing": flag}, StoreState())
+    got = stored(backend, "pricing")
+    assert (got.name, got.description, got.tags) == (
+        "Prix — tarification ✨", 'Décrit les prix 価格 🚀 "quoted"', ["billing", "ünïcode"])
+    assert str(got.flag_type.value) == "json"
+    served = {"tiers": [1, 2.5], "label": "Ä", "nested": {"x": None}}
+    assert value(backend, "pricing", {"code": "default"}) == served
+    assert store.drift() == {}
+
+
 # --- the Store protocol ---------------------------------------------------------------------------------
 
 
@@ -381,6 +403,46 @@ def test_a_hand_edit_shows_as_drift_and_the_next_write_puts_it_back() -> None:
     assert value(backend, "new_checkout", True) is False
 
 
+def test_the_outbox_round_trips_through_this_store() -> None:
+    store, _ = fresh()
+    outbox = [
+        OutboxEntry(id="apply:c1:pr-7", kind="pr_comment", pr=7, body="Appliqué ✅ à 5 %", created_at=T0),
+        OutboxEntry(id="apply:run-1:webhook", kind="webhook", payload={"text": "hi", "n": [1, 2.5]},
+                    attempts=3, last_error="the webhook answered 500", created_at=T0),
+    ]
+    state = StoreState(applied_commit="c1").with_outbox(outbox)
+    version = write(store, {"new_checkout": checkout()}, state)
+    assert store.read().state.outbox == outbox
+    delivered = state.model_copy(update={"outbox": outbox[1:]})  # the comment went out
+    store.write(delivered, store.read().documents, version)
+    assert open_litestar_store(store.where.removeprefix("litestar-flags:")).read().state.outbox == outbox[1:]
+
+
+def test_a_hand_edit_is_reported_by_the_first_read_and_reconcile_puts_it_back(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`apply` with nothing new to apply, `status` and `advance` all read first: they say so on stderr."""
+    store, backend = fresh()
+    write(store, {"new_checkout": checkout()}, StoreState())
+    flag = stored(backend, "new_checkout")
+    flag.status, flag.default_enabled = FlagStatus.INACTIVE, True  # switched on for everyone in an admin UI
+    asyncio.run(backend.storage("production").update_flag(flag))
+    asyncio.run(backend.storage("staging").delete_flag("new_checkout"))
+    command = open_litestar_store(store.where.removeprefix("litestar-flags:"))  # what the next command opens
+    with caplog.at_level(logging.WARNING, logger="gitops_flags.store.litestar"):
+        command.read()
+        command.read()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: litestar-flags storage at {store.where} differs from the approved flags (edited outside "
+        "gitops-flags?): production: new_checkout edited; staging: new_checkout missing. The next change "
+        "applied puts them back; LitestarFlagsStore.reconcile() does it now (docs/litestar.md)"]
+    assert value(backend, "new_checkout", False) is True  # reading reports, it does not revert
+    assert command.reconcile() == {"production": Plan(update=("new_checkout",)),
+                                   "staging": Plan(create=("new_checkout",))}
+    assert (command.drift(), command.reconcile()) == ({}, {})
+    assert value(backend, "new_checkout", True) is False
+    assert stored(backend, "new_checkout", "staging") is not None
+
+
 # --- an interrupted write ------------------------------------------------------------------------------
 
 
@@ -512,6 +574,34 @@ def test_unreachable_redis_is_a_store_error() -> None:
     store = open_litestar_store("redis://127.0.0.1:1/0")
     with pytest.raises(StoreError, match=r"storage at litestar-flags:redis://127\.0\.0\.1:1/0 failed"):
         store.read()
+
+
+def test_malformed_redis_urls_are_refused_when_opened() -> None:
+    with pytest.raises(StoreError, match=r"redis://:\*\*\*@127\.0\.0\.1:abc/0 is not a Redis URL.*Port"):
+        open_litestar_store("redis://:secret@127.0.0.1:abc/0")
+    with pytest.raises(StoreError, match="socket_timeout"):
+        open_litestar_store("redis://127.0.0.1:6379/0?socket_timeout=soon")
+    with pytest.raises(StoreError, match="must be set and differ"):
+        open_litestar_store("redis://127.0.0.1:6379/0?prefix=")
+
+
+def test_a_redis_that_never_answers_fails_instead_of_hanging() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        store = open_litestar_store(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")
+        with pytest.raises(StoreError, match=r"failed: Timeout"):
+            store.read()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("asyncpg") is not None, reason="asyncpg is installed")
+def test_a_postgresql_url_without_asyncpg_says_to_install_it() -> None:
+    store = open_litestar_store("postgresql+asyncpg://u:secret@db/flags_{environment}")
+    with pytest.raises(StoreError, match=r"the database driver 'asyncpg' is not installed; install it "
+                                         r"\(pip install asyncpg") as raised:
+        store.read()
+    assert "secret" not in str(raised.value)
 
 
 def test_a_sync_database_driver_is_refused_with_the_fix() -> None:

@@ -427,7 +427,7 @@ def exit_code(outcomes: tuple[Outcome, ...]) -> int:
 
 @click.command(name="advance")
 @click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
-              help="Flag store: file:PATH or github-branch:BRANCH (default: the policy's store).")
+              help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="Repository whose HEAD holds the flag files (default: GITHUB_WORKSPACE or .).")
 @click.option("--now", "now_", metavar="ISO-8601", help="Pretend the time is this (testing, replays).")

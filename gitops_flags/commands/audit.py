@@ -25,7 +25,7 @@ from . import apply
 @click.argument("key", required=False)
 @click.option("--env", "environment", metavar="ENV", help="Only records of this environment.")
 @click.option("--store", "store_arg", metavar="URL", envvar="GITOPS_FLAGS_STORE",
-              help="file:PATH or github-branch:BRANCH (default: the policy's store).")
+              help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
               show_default=True, help="The flag repository whose policy names the store.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -136,7 +136,7 @@ def _span(delta: timedelta) -> str:
 @click.command(name="status")
 @click.argument("key", required=False)
 @click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
-              help="Flag store: file:PATH or github-branch:BRANCH (default: the policy's store).")
+              help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="Repository whose policy names the store (default: GITHUB_WORKSPACE or .).")
 @click.option("--now", "now_", metavar="ISO-8601", help="Show due times as of this time.")

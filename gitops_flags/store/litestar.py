@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -60,6 +61,17 @@ from .base import (
 )
 from .state import StoreState
 
+
+class _NoUuidUtilsNotice(logging.Filter):
+    """advanced-alchemy logs "`uuid-utils` not installed" once per litestar-flags model class when they are
+    defined (Python < 3.14): ten lines of noise on every CLI run, about ids nobody here relies on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "uuid-utils" not in record.getMessage()
+
+
+_quiet = _NoUuidUtilsNotice()
+logging.getLogger("advanced_alchemy").addFilter(_quiet)
 try:
     from litestar_flags.models import FeatureFlag, FlagRule, FlagVariant  # type: ignore[import-untyped]
     from litestar_flags.types import FlagStatus, FlagType  # type: ignore[import-untyped]
@@ -67,6 +79,10 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     _MISSING: str | None = str(_exc)
 else:
     _MISSING = None
+finally:
+    logging.getLogger("advanced_alchemy").removeFilter(_quiet)
+
+log = logging.getLogger(__name__)
 
 SCHEME = "litestar-flags"
 ENVIRONMENT = "{environment}"
@@ -437,6 +453,7 @@ class LitestarFlagsStore:
         _require_extra()
         self.backend = backend
         self.where = backend.where
+        self._drift_checked = False  # the first read of each store (each command) reports drift
 
     # --- the Store protocol --------------------------------------------------------------------------
 
@@ -474,7 +491,12 @@ class LitestarFlagsStore:
     def drift(self) -> dict[str, Plan]:
         """environment → what the next write would change in litestar-flags storage (flags edited or
         deleted outside gitops-flags, or a write not finished). Empty when storage serves the documents."""
-        return self._run(self._drift())
+        return self._run(self._with_connection(self._drift))
+
+    def reconcile(self) -> dict[str, Plan]:
+        """Put litestar-flags storage back to the stored documents now (after a hand edit), without a new
+        version; returns what it changed. A write does the same as part of every change."""
+        return self._run(self._with_connection(self._put_back))
 
     # --- async implementation ------------------------------------------------------------------------
 
@@ -488,6 +510,9 @@ class LitestarFlagsStore:
                         await self._reconcile(conn, meta)
             if meta is None:
                 return StoreSnapshot(StoreState(), {}, None)
+            if not self._drift_checked:
+                self._drift_checked = True
+                _warn_drift(self.where, await self._drift(conn))
             return self._snapshot(meta)
 
     async def _write(self, state_text: str, documents_text: str, expected: str | None,
@@ -528,19 +553,26 @@ class LitestarFlagsStore:
         }
         await conn.mark_applied(meta.version, managed_now)
 
-    async def _drift(self) -> dict[str, Plan]:
-        async with self.backend.connect() as conn:
+    async def _drift(self, conn: Connection) -> dict[str, Plan]:
+        meta = await conn.load()
+        if meta is None:
+            return {}
+        out = {}
+        for location, label, wanted, managed in self._targets(meta):
+            flags = await conn.flags(location)
+            actual = await flags.get(sorted(set(wanted) | set(managed)))
+            todo = plan(wanted, {k: spec_of(f) for k, f in actual.items()}, managed)
+            if todo:
+                out[label] = todo
+        return out
+
+    async def _put_back(self, conn: Connection) -> dict[str, Plan]:
+        async with conn.lock():
+            todo = await self._drift(conn)
             meta = await conn.load()
-            if meta is None:
-                return {}
-            out = {}
-            for location, label, wanted, managed in self._targets(meta):
-                flags = await conn.flags(location)
-                actual = await flags.get(sorted(set(wanted) | set(managed)))
-                todo = plan(wanted, {k: spec_of(f) for k, f in actual.items()}, managed)
-                if todo:
-                    out[label] = todo
-            return out
+            if todo and meta is not None:
+                await self._reconcile(conn, meta)
+            return todo
 
     async def _with_connection(self, use: Callable[[Connection], Awaitable[T]]) -> T:
         async with self.backend.connect() as conn:
@@ -608,6 +640,22 @@ class LitestarFlagsStore:
             raise
 
 
+def _warn_drift(where: str, drift: Mapping[str, Plan]) -> None:
+    """Say (on stderr, through logging) which flags storage serves differently from the approved ones."""
+    if not drift:
+        return
+    parts = []
+    for environment, todo in sorted(drift.items()):
+        named = [(todo.update, "edited"), (todo.create, "missing"), (todo.delete, "deleted in the repo")]
+        parts += [f"{environment}: {', '.join(keys)} {what}" for keys, what in named if keys]
+    log.warning(
+        "warning: litestar-flags storage at %s differs from the approved flags (edited outside "
+        "gitops-flags?): %s. The next change applied puts them back; LitestarFlagsStore.reconcile() does "
+        "it now (docs/litestar.md)",
+        where, "; ".join(parts),
+    )
+
+
 def _require_extra() -> None:
     if _MISSING is not None:  # pragma: no cover - only without the extra
         raise StoreError(f"{SCHEME}: stores need the optional extra: pip install 'gitops-flags[litestar]' "
@@ -658,12 +706,32 @@ def _meta_from(values: Mapping[str, str | None], where: str) -> Meta | None:
 # --- litestar-flags storage through its StorageBackend API (memory, Redis) -----------------------------
 
 
+# What litestar-flags raises loading a flag it cannot deserialize (a Redis value edited by hand).
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError)
+
+
 class StorageFlags:
     def __init__(self, storage: Any) -> None:
         self.storage = storage
 
     async def get(self, keys: Sequence[str]) -> dict[str, Any]:
-        return dict(await self.storage.get_flags(list(keys))) if keys else {}
+        """The flags stored under `keys`. One litestar-flags cannot load counts as missing (so drift
+        reports it and the next write replaces it) instead of failing every command."""
+        if not keys:
+            return {}
+        with contextlib.suppress(*_UNREADABLE):
+            return dict(await self.storage.get_flags(list(keys)))
+        out = {}
+        for key in keys:
+            try:
+                flag = await self.storage.get_flag(key)
+            except _UNREADABLE as exc:
+                log.warning("warning: litestar-flags cannot load the stored flag %r (%s: %s); it counts as "
+                            "missing", key, type(exc).__name__, exc)
+                continue
+            if flag is not None:
+                out[key] = flag
+        return out
 
     async def create(self, spec: Spec) -> None:
         await self.storage.create_flag(build_flag(spec))
@@ -763,12 +831,18 @@ class RedisBackend:
 
     def __init__(self, url: str, prefix: str = DEFAULT_FLAG_PREFIX, state_prefix: str = DEFAULT_STATE_PREFIX,
                  lease_seconds: float = LEASE_SECONDS, wait_seconds: float = WAIT_SECONDS) -> None:
+        from redis.connection import parse_url
+
         if not prefix or not state_prefix or prefix.replace(ENVIRONMENT, "") == state_prefix:
             raise StoreError(f"{SCHEME}: the flag prefix {prefix!r} and the state prefix {state_prefix!r} "
-                             "must differ")
+                             "must be set and differ")
         self.url, self.prefix, self.state_prefix = url, prefix, state_prefix
         self.lease_seconds, self.wait_seconds = lease_seconds, wait_seconds
         self.where = f"{SCHEME}:{_hide_password(url)}"
+        try:
+            parse_url(url)  # type: ignore[no-untyped-call]  # refused only when connecting otherwise
+        except ValueError as exc:
+            raise StoreError(f"{self.where} is not a Redis URL redis-py accepts: {exc}") from None
 
     def location(self, environment: str) -> str:
         return self.prefix.replace(ENVIRONMENT, environment)
@@ -777,7 +851,9 @@ class RedisBackend:
     async def connect(self) -> AsyncIterator[Connection]:
         from redis.asyncio import Redis
 
-        client = Redis.from_url(self.url, decode_responses=True)
+        # A Redis that accepts connections but never answers fails the run instead of hanging it; the URL's
+        # own `socket_timeout` / `socket_connect_timeout` win.
+        client = Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=10, socket_timeout=30)
         try:
             yield _RedisConnection(self, client)
         finally:
@@ -934,7 +1010,14 @@ class _DatabaseConnection:
         if url not in self.engines:
             try:
                 self.engines[url] = create_async_engine(url)
-            except (ArgumentError, InvalidRequestError, ImportError) as exc:
+            except ImportError as exc:
+                driver = getattr(exc, "name", None) or str(exc)
+                hint = "use an async driver such as sqlite+aiosqlite:// or postgresql+asyncpg://"
+                if "+" in url.partition(":")[0]:  # the URL names its driver: the fix is to install it
+                    hint = f"install it (pip install {driver}; gitops-flags[litestar] brings aiosqlite only)"
+                raise StoreError(f"{self.backend.where}: the database driver {driver!r} is not installed; "
+                                 f"{hint}") from None
+            except (ArgumentError, InvalidRequestError) as exc:
                 raise StoreError(f"{self.backend.where}: cannot open the database ({exc}); use an async "
                                  "driver such as sqlite+aiosqlite:// or postgresql+asyncpg://") from None
         return self.engines[url]
