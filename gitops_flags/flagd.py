@@ -11,6 +11,7 @@ weight, so a key inside the first p% stays inside at any larger p: users who are
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -69,7 +70,8 @@ def compile_flag(flag: Flag, environment: str, rollout: RolloutState | None, com
     if flag.description:
         metadata["gitopsDescription"] = flag.description
     if flag.tags:
-        metadata["gitopsTags"] = ",".join(flag.tags)
+        # A JSON array as text (metadata values must be scalars): a tag may itself contain a comma.
+        metadata["gitopsTags"] = json.dumps(flag.tags, ensure_ascii=False, separators=(",", ":"))
     fallback: JsonLogic | str | None = None
     if rollout is not None:
         _require_variant(flag, rollout.variant, f"{where}: rollout")

@@ -203,10 +203,11 @@ def test_document_shape_and_metadata() -> None:
                                     "gitopsType": "boolean", "gitopsRolloutStatus": "running",
                                     "gitopsRolloutVariant": "on"}
     named = Flag.model_validate({**other.model_dump(by_alias=True), "name": "Theme", "description": "Colours",
-                                 "tags": ["ui", "q1"]})
+                                 "tags": ["ui", "q1, q2", "ünï"]})
     meta = flagd.compile_flag(named, "staging", None, "abc123")["metadata"]
+    # tags as a JSON array in a string: metadata values must be scalars, and a tag may hold a comma
     assert meta == {"gitopsCommit": "abc123", "gitopsType": "string", "gitopsName": "Theme",
-                    "gitopsDescription": "Colours", "gitopsTags": "ui,q1"}
+                    "gitopsDescription": "Colours", "gitopsTags": '["ui","q1, q2","ünï"]'}
     limits = doc["flags"]["limits"]
     assert limits["defaultVariant"] == "big"  # the environment's default wins
     assert limits["variants"]["big"] == {"max": 9, "nested": {"x": None}}  # objects pass through

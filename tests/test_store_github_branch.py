@@ -54,6 +54,7 @@ class FakeGitHub:
         self.stored_text: Callable[[str], str] = lambda text: text  # what GitHub makes of inline `content`
         self.empty_repository = False
         self.failures: dict[tuple[str, str], tuple[int, str]] = {}  # (method, path regex) → error to answer
+        self.failure_headers: dict[str, str] = {}  # sent with every failure
         self.rsps = rsps
         self.ref_example = json.loads((EXAMPLES / "git--get-ref.json").read_text())
         routes = [
@@ -74,7 +75,8 @@ class FakeGitHub:
         def answer(request: Any) -> Any:
             for (m, path), (status, message) in self.failures.items():
                 if m == method and re.search(path, _path(str(request.url))):
-                    return _error(status, message)
+                    code, headers, text = _error(status, message)
+                    return code, {**headers, **self.failure_headers}, text
             return handler(request)
 
         return answer
@@ -517,6 +519,40 @@ def test_a_failing_write_is_a_store_error_not_a_race(
         store.write(StoreState(applied_commit="c2"), {"production": doc("b")}, v1)
     assert not isinstance(raised.value, ConflictError)  # update() must not retry it
     assert fake.refs["flag-store"] == v1
+
+
+OBSERVED = {o["case"]: o for o in json.loads(
+    (EXAMPLES.parent / "errors" / "observed-error-responses.json").read_text())["observations"]}
+PRIMARY_UNAUTHENTICATED = OBSERVED["primary rate limit, unauthenticated (403)"]
+PRIMARY_INSTALLATION = OBSERVED["primary rate limit, GITHUB_TOKEN / installation token (403)"]["message"]
+SECONDARY = OBSERVED["secondary rate limit (403), older wording"]["body"]["message"]
+HEADERS_SPENT = PRIMARY_UNAUTHENTICATED["observed_headers"]  # x-ratelimit-remaining: 0, reset 1728335386
+HEADERS_LEFT = {**HEADERS_SPENT, "x-ratelimit-remaining": "42", "x-ratelimit-used": "18"}
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "headers", "expected"),
+    [
+        (403, PRIMARY_UNAUTHENTICATED["body"]["message"], HEADERS_SPENT, "after 2024-10-07 21:09:46 UTC"),
+        # GitHub documents 429 as well for both limits; PyGithub raises a plain GithubException for it
+        (429, PRIMARY_INSTALLATION, HEADERS_SPENT, "after 2024-10-07 21:09:46 UTC"),
+        (429, SECONDARY, {**HEADERS_LEFT, "retry-after": "60"}, "run again in 60 s"),
+        # a secondary limit: the primary limit's reset time is not when to come back
+        (403, SECONDARY, HEADERS_LEFT, "run again later"),
+        # the spent primary limit is recognised by its header, whatever the message says
+        (403, "Forbidden", HEADERS_SPENT, "after 2024-10-07 21:09:46 UTC"),
+    ],
+)
+def test_a_rate_limit_is_a_clear_error_saying_when_to_run_again(
+    fake: FakeGitHub, status: int, message: str, headers: dict[str, str], expected: str
+) -> None:
+    make_store().write(StoreState(applied_commit="c1"), {"production": doc("a")}, None)
+    fake.failures["GET", "/git/ref/"] = (status, message)
+    fake.failure_headers = headers
+    with pytest.raises(StoreError, match="GitHub's rate limit was exceeded") as raised:
+        make_store().read()
+    assert str(raised.value).endswith(expected)
+    assert "contents: read" not in str(raised.value)  # not mistaken for a missing permission
 
 
 def test_a_failing_read_is_a_store_error_naming_what_the_token_needs(fake: FakeGitHub) -> None:

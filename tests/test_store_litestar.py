@@ -107,7 +107,7 @@ def test_flagd_document_maps_to_litestar_fields() -> None:
     state = StoreState().with_rollout("new_checkout", "production", at(25))
     document = compiled({"new_checkout": checkout(rules=[STAFF])}, state)["production"]
     document["flags"]["new_checkout"]["metadata"].update(
-        gitopsName="New checkout", gitopsDescription="Redesigned checkout", gitopsTags="q1, frontend")
+        gitopsName="New checkout", gitopsDescription="Redesigned checkout", gitopsTags='["q1","frontend"]')
     spec = environment_specs(document, "production")["new_checkout"]
     assert {k: spec[k] for k in ("key", "name", "description", "tags", "flag_type", "status",
                                  "default_enabled", "default_value")} == {
@@ -123,6 +123,12 @@ def test_flagd_document_maps_to_litestar_fields() -> None:
     # flagd's rule: document metadata merged under the flag's own
     assert spec["metadata"]["gitopsEnvironment"] == "production"
     assert spec["metadata"]["gitopsRolloutPercentage"] == 25
+
+
+def test_tags_written_comma_separated_before_json_still_map() -> None:
+    document = compiled({"new_checkout": checkout()}, StoreState())["production"]
+    document["flags"]["new_checkout"]["metadata"]["gitopsTags"] = "q1, frontend"
+    assert environment_specs(document, "production")["new_checkout"]["tags"] == ["q1", "frontend"]
 
 
 def test_without_metadata_the_key_names_the_flag_and_the_type_follows_the_values() -> None:
@@ -267,6 +273,14 @@ def test_name_description_and_tags_of_the_flag_file_reach_litestar() -> None:
     assert str(got.flag_type.value) == "json"
     served = {"tiers": [1, 2.5], "label": "Ä", "nested": {"x": None}}
     assert value(backend, "pricing", {"code": "default"}) == served
+    assert store.drift() == {}
+
+
+def test_a_tag_containing_a_comma_reaches_litestar_as_one_tag() -> None:
+    flag = checkout().model_copy(update={"tags": ["team: a, b", "q1", "[x]"]})
+    store, backend = fresh()
+    write(store, {"new_checkout": flag}, StoreState())
+    assert stored(backend, "new_checkout").tags == ["team: a, b", "q1", "[x]"]
     assert store.drift() == {}
 
 

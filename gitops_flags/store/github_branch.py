@@ -17,6 +17,7 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from github import GithubException, InputGitTreeElement, UnknownObjectException
@@ -245,8 +246,13 @@ class GitHubBranchStore:
 def _failed(exc: GithubException, what: str, *, write: bool) -> StoreError:
     """A GitHub error that is not a race, as a StoreError saying what the token needs."""
     status, message = exc.status, _message(exc)
-    if status == 403 and "rate limit" in message.lower():
-        return StoreError(f"cannot {what}: GitHub's rate limit was exceeded ({message}); run again later")
+    headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+    # GitHub answers a primary limit with 403 or 429 and `x-ratelimit-remaining: 0`, a secondary one with
+    # 403 or 429 and a message saying so.
+    primary = headers.get("x-ratelimit-remaining") == "0"
+    if status == 429 or (status == 403 and (primary or "rate limit" in message.lower())):
+        when = _when(headers, primary)
+        return StoreError(f"cannot {what}: GitHub's rate limit was exceeded ({message}); {when}")
     if status in (401, 403, 404):
         need = "contents: write" if write else "contents: read"
         return StoreError(
@@ -254,6 +260,18 @@ def _failed(exc: GithubException, what: str, *, write: bool) -> StoreError:
             "repository (`permissions:` in the workflow)"
         )
     return StoreError(f"cannot {what}: GitHub answered {status} ({message})")
+
+
+def _when(headers: Mapping[str, str], primary: bool) -> str:
+    """When to run again, by GitHub's rules: `retry-after` seconds, else the reset time once the primary
+    limit is used up (the reset of a limit not yet reached says nothing), else later."""
+    retry_after = headers.get("retry-after", "")
+    if retry_after.isdigit():
+        return f"run again in {retry_after} s"
+    reset = headers.get("x-ratelimit-reset", "")
+    if primary and reset.isdigit():
+        return f"run again after {datetime.fromtimestamp(int(reset), UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return "run again later"
 
 
 def _message(exc: GithubException) -> str:

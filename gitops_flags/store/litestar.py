@@ -308,9 +308,16 @@ def _kind(value: Any) -> str | None:
 
 
 def _tags(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [tag.strip() for tag in value.split(",") if tag.strip()]
-    return []
+    """`gitopsTags` as flagd.compile_flag writes it: a JSON array as text, or comma-separated text in
+    documents written before tags could contain commas."""
+    if not isinstance(value, str):
+        return []
+    if value.startswith("["):
+        with contextlib.suppress(ValueError):
+            tags = json.loads(value)
+            if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+                return tags
+    return [tag.strip() for tag in value.split(",") if tag.strip()]
 
 
 def _short(value: Any) -> str:
