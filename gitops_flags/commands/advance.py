@@ -37,6 +37,7 @@ from ..store import ConflictError, Store, StoreSnapshot, Update
 from ..store.state import GateResult, OutboxEntry, RolloutState, StoreState, plan_hash
 from ..tree import Tree
 from .apply import default_store_opener, default_store_url
+from .clock import parse_now
 
 ATTEMPTS = 5
 
@@ -72,19 +73,6 @@ def default_commenter(env: ActionsEnv) -> notify.Notifier | None:
 
 
 # --- locating the repository, the policy and the store (shared with `status`) -------------------------
-
-
-def parse_now(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        example = "2026-12-01T09:00:00Z"
-        raise GitopsFlagsError(f"--now {text!r} is not an ISO 8601 time such as {example}") from None
-    if value.tzinfo is None:
-        raise GitopsFlagsError(f"--now {text!r} needs a time zone, e.g. 2026-12-01T09:00:00Z")
-    return value.astimezone(UTC)
 
 
 def repo_dir(option: Path | None, env: ActionsEnv) -> Path:

@@ -36,6 +36,7 @@ from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
 from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
+from .clock import parse_now
 
 EMPTY: Tree = DictTree({})
 DEFAULT_BRANCH = StoreConfig().branch  # the store branch when the policy names no store
@@ -71,22 +72,10 @@ class Options:
 def command(store_arg: str | None, repo: Path, rev: str, dry_run: bool, no_verify_approvals: bool,
             baseline: str | None, now_arg: str | None) -> int:
     """Reconcile the flag store to the default branch's head (approved changes only)."""
-    options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, _parse_now(now_arg))
+    options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, parse_now(now_arg))
     env = ActionsEnv.from_environ(os.environ)
     return run(options, env, source_factory=source_factory, notifier_factory=notifier_factory,
                store_opener=store_opener)
-
-
-def _parse_now(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"not an ISO-8601 time: {text!r}", param_hint="--now") from None
-    if moment.tzinfo is None:
-        raise click.BadParameter("give a time zone, e.g. 2026-12-01T09:00:00Z", param_hint="--now")
-    return moment
 
 
 # --- adapters (swapped by tests) -------------------------------------------------------------------

@@ -22,7 +22,8 @@ from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import StoreSnapshot
 from ..store.state import RolloutState
-from .advance import Services, parse_now, read_policy, repo_dir, resolve_store_url
+from .advance import Services, read_policy, repo_dir, resolve_store_url
+from .clock import parse_now
 
 
 @dataclass(frozen=True)
