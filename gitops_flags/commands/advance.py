@@ -312,7 +312,7 @@ def _without_metadata(entry: Mapping[str, Any]) -> dict[str, Any]:
 # --- reporting (pure text) -----------------------------------------------------------------------------
 
 
-def _when(value: datetime | None) -> str:
+def when_text(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
 
 
@@ -328,7 +328,7 @@ def outcome_text(outcome: Outcome) -> str:
     if event.kind == "started":
         return f"{head}: started at {event.after}% (stage {event.stage_label})"
     if event.kind == "advanced":
-        due = _when(rollout.next_due(after))
+        due = when_text(rollout.next_due(after))
         stage = f"(stage {event.stage_label})"
         return f"{head}: {event.before}% → {event.after}% {stage}{gate}; next stage due {due}"
     if event.kind == "completed":
@@ -361,7 +361,7 @@ def comment_body(outcome: Outcome, run_url: str | None) -> str:
         lines.append("- It stays so until a pull request changes the rollout plan (see docs/rollouts.md).")
     due = rollout.next_due(outcome.after)
     if event.kind in ("started", "advanced") and due is not None:
-        lines.append(f"- Next stage due: {_when(due)} (if the gate passes)")
+        lines.append(f"- Next stage due: {when_text(due)} (if the gate passes)")
     if run_url:
         lines.append(f"- [Workflow run]({run_url})")
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import StoreSnapshot
 from ..store.state import RolloutState
-from .advance import Services, read_policy, repo_dir, resolve_store_url
+from .advance import Services, read_policy, repo_dir, resolve_store_url, when_text
 from .clock import parse_now
 
 
@@ -70,7 +70,7 @@ def next_text(state: RolloutState, now: datetime) -> str:
     when = rollout.next_due(state)
     if when is None:
         return "-"
-    return f"{_when(when)} (in {_span(when - now)})"
+    return f"{when_text(when)} (in {_span(when - now)})"
 
 
 def row_json(row: Row, now: datetime) -> dict[str, Any]:
@@ -117,12 +117,8 @@ def text(snapshot_rows: list[Row], now: datetime) -> str:
         if state.last_gate is not None:
             gate = state.last_gate
             detail = render.plain(gate.detail, 200)
-            lines.append(f"    last gate: {gate.outcome} at {_when(gate.at)}: {detail}")
+            lines.append(f"    last gate: {gate.outcome} at {when_text(gate.at)}: {detail}")
     return "\n".join(lines)
-
-
-def _when(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _span(delta: timedelta) -> str:
