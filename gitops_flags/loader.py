@@ -163,7 +163,7 @@ def load_bytes(raw: bytes, file: str, limits: Limits = DEFAULT_LIMITS) -> Docume
             loader = _Loader(raw)
         root = loader.get_single_node()
     except yaml.YAMLError as e:
-        raise ProblemError(_yaml_problem(e, raw, file, lines)) from None
+        raise ProblemError(_yaml_problem(e, raw, file, lines, limits)) from None
     except RecursionError:  # only the pure-Python fallback composer recurses in Python
         _fail(file, None, None, "nesting too deep to parse", "too-deep")
     finally:
@@ -463,7 +463,9 @@ def _check_depth(loader: yaml.SafeLoader, file: str, limits: Limits, lines: _Lin
             return
 
 
-def _yaml_problem(error: yaml.YAMLError, raw: bytes, file: str, lines: _LineMap | None) -> Problem:
+def _yaml_problem(
+    error: yaml.YAMLError, raw: bytes, file: str, lines: _LineMap | None, limits: Limits = DEFAULT_LIMITS
+) -> Problem:
     if isinstance(error, yaml.reader.ReaderError):  # a control character; libyaml gives a byte offset
         line, col = _byte_position(raw, error.position)
         code = error.character if isinstance(error.character, int) else ord(error.character)
@@ -474,6 +476,8 @@ def _yaml_problem(error: yaml.YAMLError, raw: bytes, file: str, lines: _LineMap 
     mark = error.problem_mark
     line, col = _where(mark, lines)
     problem = error.problem or "invalid YAML"
+    if "maximum nesting depth" in problem:  # libyaml >= 0.2.5 as bundled by PyYAML 6.0.4 caps nesting itself
+        return Problem(file, line, col, f"nesting deeper than {limits.max_depth} levels", "error", "too-deep")
     if "another document" in problem or "<document start>" in problem:  # `---`, or text after `...`
         message = "a second YAML document starts here; a file holds one (remove the `---` or `...` separator)"
         return Problem(file, line, col, message, "error", "multiple-documents")
