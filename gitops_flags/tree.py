@@ -48,7 +48,21 @@ class DirTree:
         found: list[str] = []
         outside: list[str] = []
         entered: set[str] = set()  # targets of the linked folders entered: each once, so links cannot loop
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        # Start at the prefix's folder, so that `paths("flags/")` does not walk a virtualenv or node_modules
+        # beside it; the folders on the way there get the same symlink checks as the walk's own.
+        start = base
+        for name in [part for part in prefix.rpartition("/")[0].split("/") if part]:
+            start = start / name
+            if os.path.islink(start):
+                target = os.path.realpath(start)
+                if not (target + os.sep).startswith(inside):
+                    self.outside_links = [start.relative_to(base).as_posix()]
+                    return iter(())
+                entered.add(target)
+        if not start.is_dir():
+            self.outside_links = []
+            return iter(())
+        for dirpath, dirnames, filenames in os.walk(start, followlinks=True):
             rel_dir = Path(dirpath).relative_to(base).as_posix()
             keep = []
             for name in sorted(d for d in dirnames if d != ".git"):

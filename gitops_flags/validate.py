@@ -19,6 +19,7 @@ import re
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from jsonschema import (
@@ -892,10 +893,77 @@ def _sort_key(p: Problem) -> tuple[str, int, int, str]:
     return (p.file, p.line or 0, p.col or 0, p.message)
 
 
-def validate_tree(tree: Tree, policy: Policy | None, only: Iterable[str] | None = None) -> Validation:
+@dataclass(frozen=True)
+class FlagRun:
+    """What checking any one flag file needs besides the file: the same for every file of a run, so that
+    worker processes (`parallel`) get it once."""
+
+    policy: Policy | None
+    schemas: Mapping[str, SchemaDoc]  # every valid schema of the tree, by name
+    wanted: frozenset[str] | None  # the files asked for (None: every file)
+    changed_schemas: frozenset[str]  # a flag using one of these is reported even when not asked for
+    clashing: frozenset[str]  # files whose key another file shares: their `key:` position is wanted
+    keep_flags: bool = False  # return the parsed models (the diff needs them; the CLI does not)
+
+
+@dataclass
+class FlagChunk:
+    """What checking some flag files found: their problems and the few facts that cross-file checks need
+    (never the documents, and the models only when asked for)."""
+
+    problems: list[Problem] = dc_field(default_factory=list)
+    unreported: list[str] = dc_field(default_factory=list)  # visited only to learn their schema
+    refs: set[str] = dc_field(default_factory=set)  # schemas that reported flags use
+    key_positions: dict[str, tuple[int, int]] = dc_field(default_factory=dict)
+    recheck: list[str] = dc_field(default_factory=list)  # unknown schema: checked again with the final set
+    flags: list[tuple[str, Flag]] = dc_field(default_factory=list)  # (path, model) when `keep_flags`
+
+
+def check_flag_files(tree: Tree, paths: Iterable[str], run: FlagRun) -> FlagChunk:
+    """Parse and check each flag file in turn, dropping its document before the next one is read."""
+    out = FlagChunk()
+    with _gc_paused():
+        for path in paths:
+            flag, doc, found = _parse(tree, path, Flag)
+            if flag is not None and run.keep_flags:
+                out.flags.append((path, flag))
+            ref = flag.schema_ref if flag is not None else None
+            asked = run.wanted is None or path in run.wanted
+            if not (asked or (ref is not None and ref in run.changed_schemas)):
+                out.unreported.append(path)
+                continue
+            if ref is not None:
+                out.refs.add(ref)
+            if flag is not None and run.wanted is not None and flag.type == "object" and ref is not None \
+                    and ref not in run.schemas:
+                # "no schema 'x'" lists the schemas of the run, which are known only once every requested
+                # flag has named its own: checked again at the end (rare: a reference to a missing schema).
+                out.recheck.append(path)
+                continue
+            out.problems += found
+            if flag is not None:
+                out.problems += check_flag(flag, path, run.policy, run.schemas, doc)
+            if doc is not None and path in run.clashing:
+                out.key_positions[path] = doc.position(("key",))
+    return out
+
+
+def validate_tree(
+    tree: Tree,
+    policy: Policy | None,
+    only: Iterable[str] | None = None,
+    *,
+    keep_flags: bool = True,
+    jobs: int | None = 1,
+) -> Validation:
     """Check the flags and schemas under the policy's flags folder (or only the files in `only`, plus the
     schemas they use and, for a schema in `only`, the flags that use it). Policy problems come from
-    `read_policy`; a missing policy skips the environment checks and assumes the folder `flags`."""
+    `read_policy`; a missing policy skips the environment checks and assumes the folder `flags`.
+
+    `keep_flags=False` returns no models (`flags` is empty), so memory stays flat however many files there
+    are. `jobs` > 1 (or None: one per core, for runs large enough to gain) checks the flag files in worker
+    processes (`parallel`) when the tree is a directory and the models are not kept; the result is the
+    same as with `jobs=1`."""
     flags_dir, schemas_dir = _flags_dir(policy), _schemas_dir(policy)
     every = list(tree.paths(flags_dir + "/"))
     flag_paths = [p for p in every if is_flag_path(p, policy)]
@@ -910,6 +978,7 @@ def validate_tree(tree: Tree, policy: Policy | None, only: Iterable[str] | None 
                 problems.append(Problem(path, None, None, "no such file", "error", "not-found"))
     strays = [p for p in every if p.startswith(schemas_dir + "/") and p.endswith(YAML_SUFFIXES)
               and not is_schema_path(p, policy)]
+    del every
     for path in strays:
         if wanted is None or path in wanted:
             message = f"not read: schema files live directly in {schemas_dir}/"
@@ -922,60 +991,62 @@ def validate_tree(tree: Tree, policy: Policy | None, only: Iterable[str] | None 
                 problems.append(Problem(link, None, None, message, "error", "symlink-outside"))
 
     changed_schemas = {_stem(p) for p in schema_paths if wanted is None or p in wanted}
-    requested = [p for p in flag_paths if wanted is None or p in wanted]
 
-    def reported(path: str, flag: Flag | None) -> bool:
-        if wanted is None or path in wanted:
-            return True
-        return flag is not None and flag.schema_ref in changed_schemas
-
-    # Schemas first (few): every one for a full run, else the requested ones and those the requested
-    # flags use (which means loading those flags now; they are few too).
-    early: dict[str, tuple[Flag | None, Document | None, list[Problem]]] = {}
-    needed = set(changed_schemas)
-    if wanted is not None:
-        for path in requested:
-            early[path] = _parse(tree, path, Flag)
-            flag = early[path][0]
-            if flag is not None and flag.schema_ref:
-                needed.add(flag.schema_ref)
-    schemas: dict[str, SchemaEntry] = {}
-    checked: list[str] = []
+    # Schemas first (few), each parsed once; a partial run reports only the requested ones and those its
+    # flags use, which are known once the flags are read.
+    loaded: list[tuple[str, SchemaDoc | None, list[Problem]]] = []
     for path in schema_paths:
-        name = _stem(path)
-        if name not in needed:
-            continue
         schema, sdoc, found = _parse(tree, path, SchemaDoc)
         if schema is not None:
             found += check_schema_doc(schema, path, sdoc)
+        loaded.append((path, schema, found))
+    every_schema: dict[str, SchemaDoc] = {}
+    for path, schema, _ in loaded:
+        if schema is not None:
+            every_schema.setdefault(_stem(path), schema)
+
+    # Then the flags, each parsed, checked and its document dropped at once: holding 10,000 documents with
+    # their node graphs costs hundreds of MB. A requested schema may break any flag that uses it, and only
+    # reading them all tells which do.
+    duplicates = duplicate_keys(flag_paths)
+    run = FlagRun(
+        policy, every_schema, None if wanted is None else frozenset(wanted), frozenset(changed_schemas),
+        frozenset(d.file for d in duplicates), keep_flags,
+    )  # fmt: skip
+    visit = flag_paths if (wanted is None or changed_schemas) else [p for p in flag_paths if p in wanted]
+    if not keep_flags and isinstance(tree, DirTree):
+        from . import parallel  # only a large run pays for the pool
+
+        chunk = parallel.check_flag_files_parallel(tree, visit, run, jobs)
+    else:
+        chunk = check_flag_files(tree, visit, run)
+
+    needed = changed_schemas | chunk.refs
+    schemas: dict[str, SchemaEntry] = {}
+    checked: list[str] = []
+    for path, schema, found in loaded:
+        name = _stem(path)
+        if name not in needed:
+            continue
+        if schema is not None:
             schemas.setdefault(name, SchemaEntry(path, schema))
         problems += found
         checked.append(path)
-    schema_docs = {name: entry.schema for name, entry in schemas.items()}
-
-    # Then each flag is parsed, checked and its document dropped at once: holding 10,000 documents with
-    # their node graphs costs hundreds of MB and makes the garbage collector rescan them again and again.
-    duplicates = duplicate_keys(flag_paths)
-    clashing = {d.file for d in duplicates}
-    key_positions: dict[str, tuple[int, int]] = {}
+    if chunk.recheck:
+        final = FlagRun(policy, {n: e.schema for n, e in schemas.items()}, None, run.changed_schemas,
+                        run.clashing)
+        again = check_flag_files(tree, chunk.recheck, final)
+        chunk.problems += again.problems
+        chunk.key_positions.update(again.key_positions)
+    problems += chunk.problems
+    unreported = set(chunk.unreported)
+    checked += [p for p in visit if p not in unreported]
     flags: dict[str, FlagEntry] = {}
-    # A requested schema may break any flag that uses it, and only reading them all tells which do.
-    with _gc_paused():
-        for path in flag_paths if (wanted is None or changed_schemas) else requested:
-            flag, doc, found = early.pop(path) if path in early else _parse(tree, path, Flag)
-            if flag is not None:
-                flags.setdefault(flag.key, FlagEntry(path, flag))
-            if not reported(path, flag):
-                continue
-            checked.append(path)
-            problems += found
-            if flag is not None:
-                problems += check_flag(flag, path, policy, schema_docs, doc)
-            if doc is not None and path in clashing:
-                key_positions[path] = doc.position(("key",))
+    for path, flag in chunk.flags:
+        flags.setdefault(flag.key, FlagEntry(path, flag))
 
     for dup in duplicates:
         if wanted is None or dup.file in wanted:
-            line, col = key_positions.get(dup.file, (None, None))
+            line, col = chunk.key_positions.get(dup.file, (None, None))
             problems.append(Problem(dup.file, line, col, dup.message, dup.severity, dup.title))
     return Validation(tuple(sorted(problems, key=_sort_key)), flags, schemas, policy, tuple(sorted(checked)))

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from .. import render
 from ..model import POLICY_PATH, Policy
 from ..problems import GitopsFlagsError, Problem, has_errors
 from ..tree import DirTree
@@ -67,6 +66,8 @@ def output(problems: Sequence[Problem], fmt: str, flags: int = 0, schemas: int =
     if fmt == "json":
         click.echo(json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
         return
+    if fmt == "github":
+        from .. import render  # only this format needs it (and what it imports, the diff and its checks)
     shown = {"error": 0, "warning": 0}
     for problem in problems:
         shown[problem.severity] += 1
@@ -98,12 +99,13 @@ def _selection(root: Path, tree: DirTree, paths: Sequence[str], policy: Policy |
     return only, skipped
 
 
-def run(root: Path, paths: Sequence[str], fmt: str) -> int:
-    """Validate the repository at `root` (or only `paths`, relative to it) and print the problems."""
+def run(root: Path, paths: Sequence[str], fmt: str, jobs: int | None = None) -> int:
+    """Validate the repository at `root` (or only `paths`, relative to it) and print the problems.
+    `jobs`: worker processes (None: one per core when there are enough files to gain)."""
     tree = DirTree(root)
     policy, problems = read_policy(tree)
     only, skipped = _selection(root, tree, paths, policy)
-    result = validate_tree(tree, policy, only)
+    result = validate_tree(tree, policy, only, keep_flags=False, jobs=jobs)
     problems = sorted([*problems, *skipped, *result.problems], key=_order)
     schemas = sum(1 for p in result.checked if is_schema_path(p, policy))
     output(problems, fmt, len(result.checked) - schemas, schemas)
@@ -121,7 +123,10 @@ def run(root: Path, paths: Sequence[str], fmt: str) -> int:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text: `file:line:col: error|warning: message` lines and a summary; json: a list of "
               "problem objects; github: workflow commands that GitHub Actions shows as annotations.")
-def command(paths: tuple[str, ...], repo: str | None, fmt: str) -> int:
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes checking flag files. Default: one per core when there are "
+              "enough files to gain from it; 1 checks in this process. The output is the same either way.")
+def command(paths: tuple[str, ...], repo: str | None, fmt: str, jobs: int | None) -> int:
     """Validate flag files, schema files and the policy.
 
     Checks the structure of every file (unknown fields, wrong types, YAML traps such as an unquoted `on`),
@@ -142,4 +147,4 @@ def command(paths: tuple[str, ...], repo: str | None, fmt: str) -> int:
         cwd = Path(os.path.realpath(os.getcwd()))
         root = find_root(cwd) or cwd
     rel = [_relative(root, p) for p in paths]
-    return run(root, rel, fmt)
+    return run(root, rel, fmt, jobs)

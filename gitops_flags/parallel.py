@@ -1,0 +1,85 @@
+"""Checking flag files on every core: contiguous slices of the file list go to forked worker processes,
+which return each slice's problems and cross-file facts (`validate.FlagChunk`), never documents or models.
+
+A pool costs about as much to start as checking a few hundred files, so smaller runs stay in this process
+(`SERIAL_BELOW`, from `benchmarks/validate.py --crossover`). Workers are forked, so they inherit the
+imported modules, the policy and the parsed schemas instead of receiving them; where fork is not the safe
+default (macOS, Windows) the run stays serial. The merged result is the one a serial run gives: problems
+are sorted by file first, and a file's problems come from one worker in their serial order.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from .tree import DirTree
+from .validate import FlagChunk, FlagRun, check_flag_files
+
+SERIAL_BELOW = 400  # files; below this a pool costs more than it saves (measured on 2 cores)
+SLICES_PER_WORKER = 4  # a few slices each, so that one slow slice does not leave a core idle
+
+# Set in the parent just before the fork: each worker reads its inherited copy.
+_job: tuple[DirTree, FlagRun] | None = None
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def workers_for(files: int, jobs: int | None) -> int:
+    """How many processes to use: `jobs` when given, else one per core for a run large enough to gain."""
+    if sys.platform != "linux":
+        return 1
+    if jobs is not None:
+        return max(1, min(jobs, files))
+    return 1 if files < SERIAL_BELOW else min(cores(), files)
+
+
+def slices(paths: Sequence[str], count: int) -> list[Sequence[str]]:
+    """`paths` cut into `count` contiguous runs of nearly equal length (the first ones one longer)."""
+    size, extra = divmod(len(paths), count)
+    out: list[Sequence[str]] = []
+    start = 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        if end > start:
+            out.append(paths[start:end])
+        start = end
+    return out
+
+
+def _work(paths: Sequence[str]) -> FlagChunk:
+    assert _job is not None
+    tree, run = _job
+    return check_flag_files(tree, paths, run)
+
+
+def check_flag_files_parallel(
+    tree: DirTree, paths: Sequence[str], run: FlagRun, jobs: int | None
+) -> FlagChunk:
+    """`validate.check_flag_files` over `paths`, split over worker processes when that pays."""
+    workers = workers_for(len(paths), jobs)
+    if workers <= 1 or run.keep_flags:
+        return check_flag_files(tree, paths, run)
+    import multiprocessing  # only a run that uses the pool pays for importing it
+
+    global _job
+    _job = (tree, run)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_work, slices(paths, workers * SLICES_PER_WORKER), chunksize=1)
+    finally:
+        _job = None
+    merged = FlagChunk()
+    for part in parts:
+        merged.problems += part.problems
+        merged.unreported += part.unreported
+        merged.refs |= part.refs
+        merged.key_positions.update(part.key_positions)
+        merged.recheck += part.recheck
+    return merged
