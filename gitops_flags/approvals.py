@@ -30,7 +30,7 @@ for file contents at any commit (for stale approvals). The rules, in the order t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from . import matching
@@ -47,7 +47,7 @@ from .policy import (
     uses_codeowners,
 )
 from .problems import Problem
-from .result import ChangeResult, Evaluation, StepResult, StepState, Verdict, worst
+from .result import VERDICT_ORDER, ChangeResult, Evaluation, StepResult, StepState, Verdict, worst
 from .snapshot import DECISIVE_STATES, PullSnapshot, Review
 
 NO_CHANGES = "no flag changes"
@@ -192,7 +192,7 @@ class _Run:
             return True
         if mode == "commit" or not review.commit_id:
             return False
-        for path in _files(change):
+        for path in change_files(change):
             then, now = self.read(review.commit_id, path), self.read(head, path)
             if isinstance(then, Exception) or isinstance(now, Exception) or then != now:
                 return False
@@ -216,7 +216,8 @@ class _Run:
         return None if None in answers else False
 
 
-def _files(change: Change) -> tuple[str, ...]:
+def change_files(change: Change) -> tuple[str, ...]:
+    """Every file a change covers (its path, and the old path of a move)."""
     if change.files:
         return change.files
     return (change.path,) + ((change.old_path,) if change.old_path else ())
@@ -499,7 +500,7 @@ def _cycle(node: str, graph: dict[str, list[str]], done: set[str], path: list[st
 
 
 def _file_errors(change: Change, problems: Sequence[Problem]) -> str:
-    files = set(_files(change))
+    files = set(change_files(change))
     errors = [p for p in problems if p.severity == "error" and p.file in files]
     if not errors:
         return ""
@@ -511,7 +512,7 @@ def _stray_errors(problems: Sequence[Problem], changes: Sequence[Change], policy
     """Errors in flag or schema files that no change covers (a flag broken by a schema change, say).
     Errors in the base policy are not among them: they fail only the changes they touch, so that the PR
     fixing them can still be approved."""
-    covered = {path for change in changes for path in _files(change)}
+    covered = {path for change in changes for path in change_files(change)}
     inside = policy.flags_dir.strip("/") + "/"
     return [
         p for p in problems if p.severity == "error" and p.file not in covered and p.file.startswith(inside)
@@ -565,3 +566,39 @@ def _message(results: Sequence[ChangeResult], stray: Sequence[Problem], rejected
 def _idents(results: Sequence[ChangeResult]) -> str:
     idents = [r.change.ident() for r in results]
     return ", ".join(idents[:3]) + (f" and {len(idents) - 3} more" if len(idents) > 3 else "")
+
+
+# --- two policies ------------------------------------------------------------------------------------
+
+
+def combine(first: Evaluation, first_label: str, second: Evaluation, second_label: str) -> Evaluation:
+    """The changes as judged under two policies (a PR's base policy, and the one in force where it lands):
+    each change needs both. Per change the worse result is kept; where the two disagree its reason names
+    the policy that blocked it (`first_label` / `second_label`, e.g. "under the policy at abc1234")."""
+    rank = VERDICT_ORDER.index
+    theirs = {r.change.ident(): r for r in second.changes}
+    results: list[ChangeResult] = []
+    for mine in first.changes:
+        other = theirs.pop(mine.change.ident(), None)
+        if other is None or rank(mine.verdict) <= rank(other.verdict):
+            label = first_label if other is not None and other.verdict != mine.verdict else ""
+            results.append(_labelled(mine, label))
+        else:
+            results.append(_labelled(other, second_label))
+    results += [_labelled(r, second_label) for r in theirs.values()]
+    verdict = worst([first.verdict, second.verdict, *(r.verdict for r in results)])
+    if rank(second.verdict) < rank(first.verdict):
+        message = f"{second_label}: {second.message}" if second.message else second_label
+    elif rank(first.verdict) < rank(second.verdict) and first.verdict != "approved":
+        message = f"{first_label}: {first.message}" if first.message else first_label
+    else:
+        message = first.message
+    problems = (*first.problems, *(p for p in second.problems if p not in first.problems))
+    warnings = (*first.warnings, *(w for w in second.warnings if w not in first.warnings))
+    return Evaluation(verdict, tuple(results), problems, message, warnings)
+
+
+def _labelled(result: ChangeResult, label: str) -> ChangeResult:
+    if not label or result.verdict == "approved":
+        return result
+    return replace(result, reason=f"{label}: {result.reason}" if result.reason else label)

@@ -598,15 +598,18 @@ def teams_to_read(
 
 
 def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntry], reviews: Sequence[Review],
-                  trees: Trees, config: str = POLICY_PATH) -> Evaluation:
-    """Policy and CODEOWNERS at the base commit, flag files at base and head, the teams the policy needs →
-    the PR's Evaluation. The policy and CODEOWNERS are never read at the head."""
+                  trees: Trees, config: str = POLICY_PATH, policy_at: str | None = None) -> Evaluation:
+    """Policy and CODEOWNERS at the base commit (or at `policy_at`: the base branch's head, the commit a
+    PR landed on), flag files at base and head, the teams the policy needs → the PR's Evaluation. The
+    policy and CODEOWNERS are never read at the head."""
     base = trees.at(pull.base_sha)
-    policy, policy_problems = validate.read_policy(base, config)
+    rules_at = policy_at or pull.base_sha
+    rules = trees.at(rules_at)
+    policy, policy_problems = validate.read_policy(rules, config)
     if policy is None:
-        message = f"the policy {config} at the base commit {pull.base_sha[:7]} cannot be used"
+        message = f"the policy {config} at {rules_at[:7]} cannot be used"
         return Evaluation("invalid", problems=tuple(policy_problems), message=message)
-    owners = codeowners.find_codeowners(base)
+    owners = codeowners.find_codeowners(rules)
     head = trees.at(pull.head_sha)
     diff = changes.diff(base, head, policy, changed=changed_paths(files), policy_path=config)
     needed = approvals.teams_needed(policy, diff.changes, owners, labels=pull.labels)
@@ -653,6 +656,7 @@ class MergedPulls:
         self.checkout = checkout
         self.config = config
         self._pulls: dict[int, PullInfo] = {}
+        self.trees = Trees(client, checkout)  # closed by `close` (apply's run ends with it)
 
     def pull_for_commit(self, sha: str) -> MergedPull | None:
         found = merged_pull_of(self.client.commit_pulls(sha), sha)
@@ -664,14 +668,18 @@ class MergedPulls:
         return MergedPull(info.number, info.html_url, info.author, info.head_sha, info.base_sha or None,
                           str(merge) if merge else None)
 
-    def evaluate(self, pull: MergedPull) -> Evaluation:
+    def evaluate(self, pull: MergedPull, policy_at: str | None = None) -> Evaluation:
         info = self._pulls.get(pull.number) or self.client.pull(pull.number)
         info = replace(info, head_sha=pull.head_sha, base_sha=pull.base_sha or info.base_sha)
-        trees = Trees(self.client, self.checkout)
         try:
             reviews = self.client.reviews(pull.number)
-            return evaluate_pull(self.client, info, self.client.files(info), reviews, trees, self.config)
+            return evaluate_pull(self.client, info, self.client.files(info), reviews, self.trees, self.config,
+                                 policy_at)
         except TooManyFiles as exc:
             return Evaluation("error", message=str(exc))
-        finally:
-            trees.close()
+
+    def read(self, sha: str, path: str) -> bytes | None:
+        return self.trees.read(sha, path)
+
+    def close(self) -> None:
+        self.trees.close()

@@ -30,7 +30,7 @@ from .store.base import Store, StoreSnapshot, Update, update
 from .store.state import OUTBOX_MAX_AGE, OUTBOX_MAX_ATTEMPTS, OutboxEntry, StoreState
 
 MARKER = "<!-- gitops-flags:apply -->"
-ICON = {"applied": "✅", "warned": "⚠️", "blocked": "⛔"}
+ICON = {"applied": "✅", "warned": "⚠️", "blocked": "⛔", "skipped": "⏭️"}
 WEBHOOK_TIMEOUT = 10.0
 TEXT_LIMIT = 3000  # Slack truncates a message's text around 4,000 characters; keep the end readable
 
@@ -101,7 +101,8 @@ def workflow_command(result: UnitResult) -> str | None:
     if result.outcome == "applied":
         return None
     level = "error" if result.outcome == "blocked" else "warning"
-    verb = "NOT applied" if result.outcome == "blocked" else "applied WITHOUT approval"
+    verbs = {"blocked": "NOT applied", "skipped": "never served"}
+    verb = verbs.get(result.outcome, "applied WITHOUT approval")
     text = f"{target(result)} ({result.unit.commit[:7]}) {verb}: {result.reason}"
     return f"::{level} title=gitops-flags apply::{_escape_command(render.plain(text, 1000))}"
 
@@ -142,7 +143,8 @@ def _table(results: Sequence[UnitResult]) -> list[str]:
 
 
 def _counts(results: Sequence[UnitResult]) -> str:
-    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("applied", "warned", "blocked")}
+    outcomes = ("applied", "warned", "blocked", "skipped")
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in outcomes}
     return ", ".join(f"{n} {o}" for o, n in counts.items() if n) or "nothing"
 
 
@@ -164,6 +166,9 @@ def pr_comment(
             "> Some changes were **not applied**: the flag files on the default branch now differ from "
             "what is served. Open a pull request that reverts them, or one that gets them approved.",
         ]
+    if any(r.outcome == "skipped" for r in results):
+        lines += ["", "> [!NOTE]", "> States inside the landed commits that were not the approved head were "
+                  "**never served** (a pull request lands as one unit); they are listed as skipped."]
     if any(r.outcome == "warned" for r in results):
         warn = "> Some changes were applied **without approval** (`on_unapproved: warn`)."
         lines += ["", "> [!WARNING]", warn]

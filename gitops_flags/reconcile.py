@@ -1,14 +1,18 @@
 """What `apply` does to the store, decided as pure functions over plain values.
 
 The shell (`commands/apply.py`) walks the default branch's first-parent commits from the store's
-`applied_commit` to the head, diffs each commit against its parent, asks a `MergedPullSource` which PR
-merged it and how that PR's approvals evaluate, and hands the results to this module:
+`applied_commit` to the head, asks a `MergedPullSource` which PR merged each, groups the commits a PR
+landed (one merge or squash commit, the replayed commits of a rebase merge) into one *landed range*,
+diffs the range's end against the commit before it, evaluates the PR's approvals (under the policy of
+its base and of that commit) and hands the results to this module:
 
 - `era_for` says whether a commit is governed (its parent has the policy), part of the baseline (before
   the policy existed: the flags are taken as they are) or ungoverned (the policy vanished: nothing can be
   verified, so nothing is applied);
-- `judge` decides per change: applied (approved), warned (not approved, `on_unapproved: warn`) or
-  blocked, with the reason and the approvers per step;
+- `judge` decides per change: applied (approved, and every file of it exactly the approved head's),
+  warned (not approved, `on_unapproved: warn`) or blocked, with the reason and the approvers per step;
+- `intermediate_units` records the states inside a range that its end does not keep: `skipped`, never
+  served (a PR lands as one unit);
 - `plan_units` turns a commit's changes into units of work (`<commit>/<change ident>`);
 - `apply_units` applies a commit's units to a store snapshot: one flag's compiled entry replaced in one
   environment's flagd document, its rollout reconciled, one audit line and one `UnitOfWork` per change.
@@ -20,12 +24,13 @@ Nothing here reads git, GitHub, the store or the clock; `now` is a parameter.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from . import flagd, rollout
+from .approvals import change_files
 from .changes import Change, Diff
 from .model import POLICY_PATH, Flag
 from .problems import GitopsFlagsError
@@ -36,7 +41,7 @@ from .tree import Tree
 from .validate import read_flag
 
 Era = Literal["governed", "baseline", "ungoverned"]
-Outcome = Literal["applied", "warned", "blocked"]
+Outcome = Literal["applied", "warned", "blocked", "skipped"]
 Approval = Literal["verified", "unverified", "baseline", "missing"]
 OnUnapproved = Literal["block", "warn"]
 
@@ -64,8 +69,13 @@ class MergedPullSource(Protocol):
         """The merged PR that brought `sha` into the default branch; None for a direct push."""
         ...
 
-    def evaluate(self, pull: MergedPull) -> Evaluation:
-        """The PR's approvals at its merged head, under the policy of its base (the `check` pipeline)."""
+    def evaluate(self, pull: MergedPull, policy_at: str | None = None) -> Evaluation:
+        """The PR's approvals at its merged head (the `check` pipeline), under the policy and CODEOWNERS
+        of its base, or of `policy_at` when given."""
+        ...
+
+    def read(self, sha: str, path: str) -> bytes | None:
+        """A file at a commit (the PR's head, which a rebase or squash merge leaves off the branch)."""
         ...
 
 
@@ -97,15 +107,17 @@ def judge(
     pull: MergedPull | None,
     evaluation: Evaluation | None,
     on_unapproved: OnUnapproved,
+    differs: Collection[str] = (),
 ) -> Judgement:
-    """Whether one change of `commit` may be applied, and why."""
+    """Whether one change landed at `commit` may be applied, and why. `commit` is the end of the PR's
+    landed range; `differs` holds the files whose whole content there is not the approved head's."""
     if not verify:
         return Judgement("applied", "unverified", reason=UNVERIFIED)
     if era == "baseline":
         return Judgement("applied", "baseline", reason=BASELINE)
     found = _result_for(change, evaluation)
     approvers = {s.id: s.approved_by for s in found.steps} if found else {}
-    reason = _unapproved(change, commit, era, pull, evaluation, found)
+    reason = _unapproved(change, commit, era, pull, evaluation, found, differs)
     if reason is None:
         return Judgement("applied", "verified", approvers)
     # Without a usable policy at the parent there is no `on_unapproved` to read: fail closed.
@@ -129,6 +141,7 @@ def _unapproved(
     pull: MergedPull | None,
     evaluation: Evaluation | None,
     found: ChangeResult | None,
+    differs: Collection[str] = (),
 ) -> str | None:
     """Why the change is not approved, or None when it is."""
     if era == "ungoverned":
@@ -142,15 +155,32 @@ def _unapproved(
     if found.verdict != "approved":
         why = f": {found.reason}" if found.reason else ""
         return f"PR #{pull.number} is {found.verdict} for this change{why}"
-    # The last commit of a merge must carry exactly what was approved at the PR's head (an edited merge
-    # commit would not); earlier commits of a rebase merge hold intermediate states of the same PR.
-    final = pull.merge_commit in (None, commit)
-    if final and _json(found.change.after) != _json(change.after):
+    # A PR lands as one unit: the state at the end of its landed range must be the approved head, file
+    # for file and whole (top-level fields, variants, every environment), or nothing of it is served.
+    changed = [path for path in change_files(change) if path in differs]
+    if changed:
+        return (
+            f"{changed[0]} as landed at {commit[:12]} is not the file PR #{pull.number} approved at its "
+            f"head {pull.head_sha[:12]} (the whole file is compared: a merge, a squash or a later commit "
+            "changed it)"
+        )
+    if _json(found.change.after) != _json(change.after):
         return (
             f"the merged content differs from what PR #{pull.number} approved at its head "
             f"{pull.head_sha[:12]} (the merge changed it)"
         )
     return None
+
+
+def intermediate(change: Change, commit: str, end: str, pull: MergedPull | None) -> Judgement:
+    """A state inside a PR's landed range (an earlier commit of a rebase merge) that differs from the
+    range's end: never served, only recorded."""
+    via = f"PR #{pull.number}" if pull else "the landed range"
+    return Judgement(
+        "skipped", "missing",
+        reason=(f"an intermediate state of {via} at {commit[:12]}: a PR lands as one unit, so only the "
+                f"state at {end[:12]} is judged and served; this one never was"),
+    )
 
 
 # --- units of work ---------------------------------------------------------------------------------
@@ -186,6 +216,7 @@ def plan_units(
     pull: MergedPull | None,
     evaluation: Evaluation | None,
     on_unapproved: OnUnapproved,
+    differs: Collection[str] = (),
 ) -> tuple[Unit, ...]:
     """The units of one commit, in the diff's order. A flag file that does not validate at the commit is
     blocked whatever the approvals say: there is nothing sound to serve."""
@@ -194,7 +225,7 @@ def plan_units(
     for change in diff.changes:
         judgement = judge(
             change, commit, era=era, verify=verify, pull=pull, evaluation=evaluation,
-            on_unapproved=on_unapproved,
+            on_unapproved=on_unapproved, differs=differs,
         )  # fmt: skip
         flag: Flag | None = None
         if change.kind == "flag" and judgement.outcome != "blocked":
@@ -209,6 +240,16 @@ def plan_units(
                 judgement = Judgement("blocked", judgement.approval, judgement.approvers, why)
         units.append(Unit(unit_id(commit, change.ident()), commit, change, judgement, pull, flag))
     return tuple(units)
+
+
+def intermediate_units(
+    commit: str, items: Sequence[Change], end: str, pull: MergedPull | None
+) -> tuple[Unit, ...]:
+    """Audit-only units for the states `commit` introduced inside a landed range that its end undoes or
+    changes again: recorded with the PR, never served."""
+    return tuple(
+        Unit(unit_id(commit, c.ident()), commit, c, intermediate(c, commit, end, pull), pull) for c in items
+    )
 
 
 def done(state: StoreState, unit: str) -> bool:
@@ -269,7 +310,8 @@ def apply_units(
         outcome, reason = unit.judgement.outcome, unit.judgement.reason
         served: RolloutState | None = None
         touched: tuple[str, ...] = ()
-        if outcome != "blocked" and unit.change.kind == "flag" and unit.change.environment:
+        served_ok = outcome in ("applied", "warned")
+        if served_ok and unit.change.kind == "flag" and unit.change.environment:
             try:
                 state, documents, served = apply_flag_change(state, documents, unit, now)
                 touched = (unit.change.environment,)
@@ -403,7 +445,9 @@ def _message(commit: str, results: Sequence[UnitResult]) -> str:
 def blocks_policy(results: Sequence[UnitResult]) -> bool:
     """A change to the policy file itself was not approved: its `on_unapproved` must not be trusted."""
     return any(
-        r.outcome != "applied" and r.unit.change.kind == "governance" and r.unit.change.key == POLICY_PATH
+        r.outcome in ("warned", "blocked")
+        and r.unit.change.kind == "governance"
+        and r.unit.change.key == POLICY_PATH
         for r in results
     )
 

@@ -92,6 +92,11 @@ class FakeSource:
         self.verdicts: dict[int, Verdict] = {}
         self.heads: dict[int, str] = {}
         self.looked_up: list[str] = []
+        self.evaluated: list[tuple[int, str | None]] = []
+        self.strict: dict[int, Verdict] = {}  # verdicts under a policy other than the base's
+
+    def read(self, sha: str, path: str) -> bytes | None:
+        return GitTree(self.repo.path, sha).read(path)
 
     def merged(
         self, sha: str, number: int, *, head: str | None = None, verdict: Verdict = "approved"
@@ -105,12 +110,13 @@ class FakeSource:
         self.looked_up.append(sha)
         return self.pulls.get(sha)
 
-    def evaluate(self, pull: MergedPull) -> Evaluation:
+    def evaluate(self, pull: MergedPull, policy_at: str | None = None) -> Evaluation:
         assert pull.base_sha is not None
         base, head = GitTree(self.repo.path, pull.base_sha), GitTree(self.repo.path, pull.head_sha)
-        policy, _ = validate.read_policy(base)
+        policy, _ = validate.read_policy(GitTree(self.repo.path, policy_at or pull.base_sha))
         assert policy is not None
-        verdict = self.verdicts[pull.number]
+        self.evaluated.append((pull.number, policy_at))
+        verdict = self.strict.get(pull.number, "pending") if policy_at else self.verdicts[pull.number]
         ok = verdict == "approved"
         step = StepResult("owner", "owners", "satisfied" if ok else "pending",
                           approved_by=("alice",) if ok else ())
@@ -420,9 +426,10 @@ def test_merged_content_other_than_the_approved_head_is_blocked(
     merged = repo.commit({"flags/search.yaml": flag("search", production="enabled: false")}, "edited merge")
     source.merged(merged, 5, head=approved_head)
     assert apply(repo, store) == 1
+    # The whole file is compared: an edit to one environment makes every environment of the file unapproved.
     outcomes = {(r["environment"], r["outcome"]) for r in audit(store) if r["merge_commit"] == merged}
-    assert outcomes == {("staging", "applied"), ("production", "blocked")}
-    assert "search" in served(store, "staging") and "search" not in served(store, "production")
+    assert outcomes == {("staging", "blocked"), ("production", "blocked")}
+    assert "search" not in served(store, "staging") and "search" not in served(store, "production")
 
 
 def test_warn_mode_applies_an_unapproved_change_with_a_warning(
@@ -976,3 +983,127 @@ def test_without_a_store_section_actions_default_to_the_store_branch(
     assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
     assert opened == [f"file:{repo.path.resolve() / '.flag-store'}", "github-branch:flag-store"]
     assert apply_cmd.default_store_url(None, Path("/r"), in_actions=True) == "github-branch:flag-store"
+
+
+# --- a PR lands as one unit (issue 11) -----------------------------------------------------------------
+
+
+def rebased(repo: Repo, source: FakeSource, number: int, commits: list[dict[str, str | None]],
+            head: str) -> list[str]:
+    """A "Rebase and merge": the PR's commits replayed on main, each associated with the PR; GitHub
+    records the last as the merge commit. `head` is the PR's own head (not on main)."""
+    base = repo.git("rev-parse", "HEAD")
+    shas = [repo.commit(files, f"PR {number} commit {i + 1}") for i, files in enumerate(commits)]
+    for sha in shas:
+        source.pulls[sha] = MergedPull(number, f"https://github.com/acme/flags/pull/{number}", "carol", head,
+                                       base, shas[-1])
+    source.verdicts[number] = "approved"
+    return shas
+
+
+def pr_head(repo: Repo, files: Mapping[str, str]) -> str:
+    """The PR's approved head, committed off the branch (as a PR branch is)."""
+    sha = repo.commit(files, "the PR's head")
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    return sha
+
+
+def test_a_rebase_merge_serves_only_the_approved_end_state(
+    repo: Repo, tmp_path: Path, source: FakeSource, notifier: FakeNotifier
+) -> None:
+    """Route 1: commit 1 turns production off, commit 2 restores the approved text. Only the end state is
+    served; the intermediate one is audited as never served."""
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    approved_text = flag("dark_mode", staging="enabled: false")
+    head = pr_head(repo, {"flags/dark_mode.yaml": approved_text})
+    c1, c2 = rebased(repo, source, 7, [
+        {"flags/dark_mode.yaml": flag("dark_mode", staging="enabled: false", production="enabled: false")},
+        {"flags/dark_mode.yaml": approved_text},
+    ], head)
+    assert apply(repo, store) == 0
+    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"  # never turned off
+    assert served(store, "staging")["dark_mode"]["state"] == "DISABLED"
+    lines = [(r["merge_commit"], r["environment"], r["outcome"]) for r in audit(store) if r["pr"] == 7]
+    assert lines == [(c1, "production", "skipped"), (c2, "staging", "applied")]
+    skipped = next(r for r in audit(store) if r["outcome"] == "skipped")
+    assert "intermediate state of PR #7" in skipped["reason"] and skipped["after"]["enabled"] is False
+    assert state(store).applied_commit == c2
+    [(number, body)] = notifier.comments
+    assert number == 7 and "never served" in body and "skipped" in body
+    assert apply(repo, store) == 0 and len(audit(store)) == 5  # nothing twice
+
+
+def test_a_rebase_merge_whose_end_is_not_the_approved_head_is_blocked(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    head = pr_head(repo, {"flags/dark_mode.yaml": flag("dark_mode", staging="enabled: false")})
+    c1, c2 = rebased(repo, source, 8, [
+        {"flags/dark_mode.yaml": flag("dark_mode", staging="enabled: false", production="enabled: false")},
+        {"flags/search.yaml": flag("search")},
+    ], head)
+    assert apply(repo, store) == 1
+    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    assert "search" not in served(store, "staging")
+    outcomes = {(r["merge_commit"], r["key"], r["outcome"]) for r in audit(store) if r["pr"] == 8}
+    assert (c2, "dark_mode", "blocked") in outcomes and (c2, "search", "blocked") in outcomes
+    assert not any(o == "applied" for _, _, o in outcomes)
+
+
+def test_a_foreign_commit_ends_a_landed_range(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    """A direct push between two commits GitHub associates with one PR is never judged as part of it."""
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    text = flag("search")
+    head = pr_head(repo, {"flags/search.yaml": text})
+    base = repo.git("rev-parse", "HEAD")
+    c1 = repo.commit({"flags/search.yaml": text}, "PR 9 commit 1")
+    pushed = repo.commit({"flags/dark_mode.yaml": flag("dark_mode", production="enabled: false")}, "push")
+    c3 = repo.commit({"README.md": "x"}, "PR 9 commit 2")
+    for sha in (c1, c3):
+        source.pulls[sha] = MergedPull(9, "https://github.com/acme/flags/pull/9", "carol", head, base, c3)
+    source.verdicts[9] = "approved"
+    assert apply(repo, store) == 1
+    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    assert "search" in served(store, "production")
+    blocked = [r for r in audit(store) if r["outcome"] == "blocked"]
+    assert [(r["merge_commit"], r["pr"]) for r in blocked] == [(pushed, None)]
+
+
+def test_a_policy_tightened_after_the_pr_was_opened_binds_it(
+    repo: Repo, tmp_path: Path, source: FakeSource
+) -> None:
+    """Route 4: the PR's base policy approves; the policy where it landed (tightened since) does not."""
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    opened_on = repo.git("rev-parse", "HEAD")
+    tightened = (POLICY % "block").replace('owners: ["@alice", "@bob"]', 'owners: ["@bob"]')
+    governance = repo.commit({".github/gitops-flags.yml": tightened}, "tighten")
+    source.merged(governance, 1)
+    apply(repo, store)
+    merged = repo.commit({"flags/search.yaml": flag("search")}, "PR 2")
+    source.pulls[merged] = MergedPull(2, "https://github.com/acme/flags/pull/2", "carol", merged, opened_on,
+                                      merged)
+    source.verdicts[2] = "approved"  # under the base policy
+    assert apply(repo, store) == 1
+    assert (2, governance) in source.evaluated
+    reasons = {r["reason"] for r in audit(store) if r["merge_commit"] == merged}
+    assert len(reasons) == 1
+    assert reasons.pop().startswith(f"PR #2 is pending for this change: under the policy where it landed "
+                                    f"(at {governance[:12]}")
+    assert "search" not in served(store, "staging")
+
+
+def test_the_same_policy_is_evaluated_once(repo: Repo, tmp_path: Path, source: FakeSource) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    apply(repo, store)
+    merged_pr(repo, source, 3, "search")
+    assert apply(repo, store) == 0
+    assert source.evaluated == [(3, None)]

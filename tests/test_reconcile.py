@@ -120,8 +120,30 @@ def test_the_merge_must_carry_what_was_approved() -> None:
     reviewed = production(diff(tree(), tree(search=flag_yaml("search", production="enabled: false"))))
     j = judge(merged, evaluation=approved([reviewed]))
     assert j.outcome == "blocked" and "differs from what PR #4 approved at its head head1" in j.reason
-    # an earlier commit of a rebase merge holds an intermediate state of the same PR: not compared
-    assert judge(merged, evaluation=approved([reviewed]), pull=pull(merge_commit="c9")).outcome == "applied"
+    # the end of a landed range is always compared, whichever commit GitHub recorded as the merge
+    assert judge(merged, evaluation=approved([reviewed]), pull=pull(merge_commit="c9")).outcome == "blocked"
+
+
+def test_the_whole_file_must_be_the_approved_heads() -> None:
+    """Route 3: the environment's block matches, but another part of the file (variants) does not."""
+    j = judge(differs={"flags/search.yaml"})
+    assert (j.outcome, j.approval) == ("blocked", "missing")
+    assert "flags/search.yaml as landed at c1 is not the file PR #4 approved" in j.reason
+    assert judge(differs={"flags/other.yaml"}).outcome == "applied"
+
+
+def test_intermediate_states_are_skipped_never_served() -> None:
+    head = tree(search=flag_yaml("search"))
+    d = diff(tree(), head)
+    [unit, *_] = reconcile.intermediate_units("c1", d.changes, "c3", pull())
+    assert (unit.id, unit.judgement.outcome) == ("c1/flag:search@staging", "skipped")
+    assert "intermediate state of PR #4 at c1" in unit.judgement.reason
+    snapshot = StoreSnapshot(StoreState(), {}, None)
+    applied = reconcile.apply_units(snapshot, [unit], NOW, advance_to="c3", order=["c1", "c3"])
+    assert applied is not None
+    assert applied.update.documents == {}  # nothing served
+    assert [r["outcome"] for r in applied.update.audit] == ["skipped"]
+    assert applied.update.state.unit(unit.id) is not None
 
 
 # --- planning units ------------------------------------------------------------------------------------

@@ -28,11 +28,12 @@ from pathlib import Path
 
 import click
 
-from .. import actions_env, changes, git, notify, reconcile, validate
+from .. import actions_env, approvals, changes, git, notify, reconcile, validate
 from ..actions_env import ActionsEnv
-from ..model import POLICY_PATH, Policy, StoreConfig
+from ..model import CODEOWNERS_PATHS, POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
+from ..result import Evaluation
 from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
 from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
@@ -249,6 +250,40 @@ def changed_paths(repo: Path, base: str, commit: str) -> list[str]:
     return list(paths)
 
 
+class _Trees:
+    """Git trees by commit for one landed range, each opened once (each holds a `git cat-file`)."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._open: dict[str, git.GitTree] = {}
+
+    def at(self, sha: str) -> git.GitTree:
+        if sha not in self._open:
+            self._open[sha] = git.GitTree(self.repo, sha)
+        return self._open[sha]
+
+    def close(self) -> None:
+        for tree in self._open.values():
+            tree.close()
+
+
+def _same_rules(trees: _Trees, a: str, b: str) -> bool:
+    """Whether two commits hold the same policy and CODEOWNERS (a commit not in the clone: unknown, so no)."""
+    try:
+        return all(trees.at(a).read(p) == trees.at(b).read(p) for p in (POLICY_PATH, *CODEOWNERS_PATHS))
+    except GitopsFlagsError:
+        return False
+
+
+@dataclass(frozen=True)
+class _View:
+    era: reconcile.Era
+    policy: Policy
+    parent_policy: Policy | None
+    diff: changes.Diff
+    todo: list[changes.Change]
+
+
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -286,11 +321,19 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
     channels = _channels(options, env, head_policy, notifier_factory)
     walker = _Walker(repo, store, snapshot, now, options, source, head_policy, [s.commit for s in steps],
                      _RunOutbox(channels.outbound, store.where, head, now))
-    for step in steps:
-        if not walker.step(step, report):
-            break
-    else:
-        walker.finish(report)
+    try:
+        index = 0
+        while index < len(steps):
+            taken = walker.step(steps, index, report)
+            if not taken:
+                break
+            index += taken
+        else:
+            walker.finish(report)
+    finally:
+        close = getattr(source, "close", None)  # the GitHub source holds git processes
+        if close is not None:
+            close()
 
     return _report(options, env, store, head, report, walker, channels)
 
@@ -358,59 +401,130 @@ class _Walker:
         self.latest = state
         self.recorded.update(e.id for e in state.outbox)
 
-    def step(self, step: Step, report: Report) -> bool:
-        base_tree = git.GitTree(self.repo, step.base) if step.base else None
-        tree = git.GitTree(self.repo, step.commit)
+    def step(self, steps: Sequence[Step], index: int, report: Report) -> int:
+        """Apply the landed range that starts at `steps[index]`; the number of steps it took (0: stop)."""
+        trees = _Trees(self.repo)
         try:
-            return self._step(step, base_tree or EMPTY, tree, report)
+            return self._land(steps, index, trees, report)
         finally:  # each tree holds a `git cat-file` process
-            tree.close()
-            if base_tree is not None:
-                base_tree.close()
+            trees.close()
 
-    def _step(self, step: Step, base_tree: Tree, tree: git.GitTree, report: Report) -> bool:
+    def _view(self, step: Step, commit: str, trees: _Trees) -> _View:
+        """The diff from the step's base to `commit` (the end of its landed range), and its era."""
+        tree = trees.at(commit)
         parent_policy: Policy | None = None
         if step.baseline:
             era: reconcile.Era = "baseline"
             policy, _ = validate.read_policy(tree)
             changed: list[str] | None = None
+            base_tree = trees.at(step.base) if step.base else EMPTY
         else:
+            assert step.base is not None
+            base_tree = trees.at(step.base)
             parent_policy, _ = validate.read_policy(base_tree)
             era = reconcile.era_for(parent_policy is not None, governance_started=True)
             policy = parent_policy or validate.read_policy(tree)[0]
-            assert step.base is not None
-            changed = changed_paths(self.repo, step.base, step.commit)
+            changed = changed_paths(self.repo, step.base, commit)
         policy = policy or self.head_policy
         if policy is None:
             raise GitopsFlagsError(
-                f"no usable policy ({POLICY_PATH}) at {step.commit[:12]} or at the head: fix the policy "
+                f"no usable policy ({POLICY_PATH}) at {commit[:12]} or at the head: fix the policy "
                 "first (`gitops-flags validate`)"
             )
         diff = changes.diff(base_tree, tree, policy, changed=changed)
         state = self.snapshot.state
-        todo = [c for c in diff.changes if not reconcile.done(state, unit_id(step.commit, c.ident()))]
-        if not todo:
-            self.clean = step.commit
-            return True
+        todo = [c for c in diff.changes if not reconcile.done(state, unit_id(commit, c.ident()))]
+        return _View(era, policy, parent_policy, diff, todo)
 
+    def _land(self, steps: Sequence[Step], index: int, trees: _Trees, report: Report) -> int:
+        first = steps[index]
+        view = self._view(first, first.commit, trees)
+        if not view.todo:
+            self.clean = first.commit
+            return 1
+        group = [first]
         pull: MergedPull | None = None
         evaluation = None
-        if self.options.verify and era == "governed":
-            assert self.source is not None
+        differs: set[str] = set()
+        extra: list[Unit] = []
+        if self.options.verify and view.era == "governed":
+            assert self.source is not None and first.base is not None
             try:
-                pull = self.source.pull_for_commit(step.commit)
-                evaluation = self.source.evaluate(pull) if pull is not None else None
+                pull = self.source.pull_for_commit(first.commit)
+                if pull is not None:
+                    group = self._range(steps, index, pull)
+                    if len(group) > 1:  # a rebase merge: judge and serve the state at the range's end
+                        end = group[-1].commit
+                        extra = self._intermediates(group, pull, trees)
+                        view = self._view(first, end, trees)
+                    evaluation = self._evaluate(pull, first.base, trees)
+                    differs = self._differs(pull, view.diff.changes, trees.at(group[-1].commit))
             except (GitopsFlagsError, OSError) as exc:
-                error = f"looking up the PR of {step.commit[:12]}: {exc}"
-                return self._fail(step.commit, todo, error, report)
+                error = f"looking up the PR of {first.commit[:12]}: {exc}"
+                self._fail(first.commit, view.todo, error, report)
+                return 0
         on_unapproved: reconcile.OnUnapproved = "block"
-        if parent_policy is not None and not self.distrust_policy:
-            on_unapproved = parent_policy.options.on_unapproved
+        if view.parent_policy is not None and not self.distrust_policy:
+            on_unapproved = view.parent_policy.options.on_unapproved
+        end = group[-1].commit
         units = reconcile.plan_units(
-            step.commit, diff, tree, era=era, verify=self.options.verify, pull=pull, evaluation=evaluation,
-            on_unapproved=on_unapproved,
+            end, view.diff, trees.at(end), era=view.era, verify=self.options.verify, pull=pull,
+            evaluation=evaluation, on_unapproved=on_unapproved, differs=differs,
         )  # fmt: skip
-        return self._write(step.commit, units, report)
+        return len(group) if self._write(end, [*extra, *units], report) else 0
+
+    def _range(self, steps: Sequence[Step], index: int, pull: MergedPull) -> list[Step]:
+        """The steps of the PR's landed range from `steps[index]`: the commits GitHub associates with the
+        same merged PR, up to its merge commit (a rebase merge replays the PR's commits one by one). A
+        commit of another PR, or a direct push, ends the range: it is never judged as part of this one."""
+        group = [steps[index]]
+        later = [s.commit for s in steps[index + 1 :]]
+        if pull.merge_commit in (None, steps[index].commit) or pull.merge_commit not in later:
+            return group
+        assert self.source is not None
+        for step in steps[index + 1 :]:
+            found = self.source.pull_for_commit(step.commit)
+            if step.baseline or found is None or found.number != pull.number:
+                break
+            group.append(step)
+            if step.commit == pull.merge_commit:
+                break
+        return group
+
+    def _intermediates(self, group: Sequence[Step], pull: MergedPull, trees: _Trees) -> list[Unit]:
+        """The states the range's earlier commits introduced that its end does not keep: recorded, never
+        served."""
+        end = group[-1].commit
+        units: list[Unit] = []
+        for step in group[:-1]:
+            own = self._view(step, step.commit, trees)
+            if not own.todo:
+                continue
+            later = changes.diff(trees.at(step.commit), trees.at(end), own.policy,
+                                 changed=changed_paths(self.repo, step.commit, end))
+            undone = {c.ident() for c in later.changes}
+            kept = [c for c in own.todo if c.ident() in undone]
+            units += reconcile.intermediate_units(step.commit, kept, end, pull)
+        return units
+
+    def _evaluate(self, pull: MergedPull, parent: str, trees: _Trees) -> Evaluation:
+        """The PR's approvals under its base policy and, when the rules differ, under the policy of the
+        commit it landed on: a policy tightened after the PR was opened binds it too."""
+        assert self.source is not None
+        evaluation = self.source.evaluate(pull)
+        if pull.base_sha is None or _same_rules(trees, pull.base_sha, parent):
+            return evaluation
+        landed = self.source.evaluate(pull, policy_at=parent)
+        return approvals.combine(
+            evaluation, f"under PR #{pull.number}'s base policy (at {pull.base_sha[:12]})",
+            landed, f"under the policy where it landed (at {parent[:12]}, the landed range's first parent)",
+        )
+
+    def _differs(self, pull: MergedPull, items: Sequence[changes.Change], end: Tree) -> set[str]:
+        """The files of `items` whose whole content as landed is not the approved head's."""
+        assert self.source is not None
+        paths = {path for change in items for path in approvals.change_files(change)}
+        return {p for p in sorted(paths) if end.read(p) != self.source.read(pull.head_sha, p)}
 
     def _write(self, commit: str, units: Sequence[Unit], report: Report) -> bool:
         holder: list[tuple[reconcile.Applied, Update]] = []
@@ -548,10 +662,12 @@ def _report(options: Options, env: ActionsEnv, store: Store, head: str, report: 
             command_line = notify.workflow_command(result)
             if command_line:
                 click.echo(command_line)
-    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("applied", "warned", "blocked")}
+    outcomes = ("applied", "warned", "blocked", "skipped")
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in outcomes}
     verb = "would be" if options.dry_run else "were"
+    skipped = f", {counts['skipped']} intermediate states never served" if counts["skipped"] else ""
     click.echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
-               f"{counts['blocked']} blocked ({verb} written to {where})")
+               f"{counts['blocked']} blocked{skipped} ({verb} written to {where})")
     if report.failures:
         click.echo("stopped at a failure (above); the next run resumes there", err=True)
     undelivered: list[str] = []
