@@ -1051,6 +1051,7 @@ def test_a_rebase_merge_whose_end_is_not_the_approved_head_is_blocked(
     assert "search" not in served(store, "staging")
     outcomes = {(r["merge_commit"], r["key"], r["outcome"]) for r in audit(store) if r["pr"] == 8}
     assert (c2, "dark_mode", "blocked") in outcomes and (c2, "search", "blocked") in outcomes
+    assert not any(sha == c1 for sha, _, _ in outcomes)  # c1's state is the end's: judged (blocked) there
     assert not any(o == "applied" for _, _, o in outcomes)
 
 
