@@ -225,11 +225,13 @@ class _Differ:
         if not names:
             return []
         prefix = f"{self.policy.flags_dir.strip('/')}/"
-        needles = sorted(names)
+        needles = validate.schema_needles(names)
         if isinstance(self.head, Searchable):
             found: Iterable[str] = self.head.paths_containing(needles, prefix)
         else:
-            found = [p for p in self.head.paths(prefix) if any(n.encode() in self._peek(p) for n in needles)]
+            encoded = [n.encode() for n in needles]
+            found = [p for p, raw in ((p, self._peek(p)) for p in self.head.paths(prefix))
+                     if any(n in raw for n in encoded)]
         return sorted(p for p in found if validate.is_flag_path(p, self.policy) and p not in self.broken)
 
     def _peek(self, path: str) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import subprocess
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -53,13 +53,19 @@ def _git(repo_dir: Path, *args: str, ok: tuple[int, ...] = (0,)) -> bytes:
     return done.stdout
 
 
+_COMMITS: set[tuple[str, str]] = set()  # (repository, full sha) pairs resolved in this process
+
+
 def resolve(repo_dir: Path | str, rev: str) -> str:
     """The full sha of the commit `rev` names; GitopsFlagsError("cannot read revision ...") otherwise."""
     repo = Path(repo_dir)
     if not rev or rev.startswith("-"):
         raise GitopsFlagsError(f"cannot read revision {rev!r}: not a revision name")
+    known = (str(repo), rev)
+    if known in _COMMITS:  # a full sha already found to be a commit here: it cannot change
+        return rev
     try:
-        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+        sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
     except GitopsFlagsError as exc:
         reason = str(exc).removeprefix("git rev-parse failed: ")
         if reason == "exit 1":  # --quiet: the repository is fine, the name is not
@@ -67,6 +73,8 @@ def resolve(repo_dir: Path | str, rev: str) -> str:
             if _is_shallow(repo):
                 reason += " (the clone is shallow: fetch more history, e.g. checkout with fetch-depth: 0)"
         raise GitopsFlagsError(f"cannot read revision {rev!r}: {reason}") from None
+    _COMMITS.add((str(repo), sha))
+    return sha
 
 
 def _is_shallow(repo: Path) -> bool:
@@ -128,6 +136,10 @@ def parse_name_status(out: bytes) -> list[FileChange]:
     return changes
 
 
+def _encode(path: str) -> bytes:
+    return path.encode("utf-8", errors="surrogateescape")
+
+
 def _path(raw: bytes) -> str:
     # surrogateescape keeps a non-UTF-8 name distinct and round-trippable instead of mangling it
     return raw.decode("utf-8", errors="surrogateescape")
@@ -139,6 +151,7 @@ class GitTree:
     def __init__(self, repo_dir: Path | str, rev: str) -> None:
         self.repo_dir = Path(repo_dir)
         self._sha = resolve(self.repo_dir, rev)
+        self._raw: bytes | None = None
         self._entries: dict[str, _Entry] | None = None
         self._sorted: list[str] = []
         self._batch: subprocess.Popen[bytes] | None = None
@@ -149,21 +162,37 @@ class GitTree:
         return self._sha
 
     def paths(self, prefix: str = "") -> Iterator[str]:
-        self._index()
-        start = bisect.bisect_left(self._sorted, prefix)
-        for path in self._sorted[start:]:
-            if not path.startswith(prefix):
-                break
-            yield path
+        if self._entries is not None or not prefix:
+            self._index()
+            start = bisect.bisect_left(self._sorted, prefix)
+            for path in self._sorted[start:]:
+                if not path.startswith(prefix):
+                    break
+                yield path
+            return
+        # Only the records under `prefix` become Python objects; the search of the listing runs in C.
+        needle = b"\t" + _encode(prefix)
+        yield from sorted(p for p, _ in _blob_records(self._listing(), needle) if p.startswith(prefix))
 
     def read(self, path: str) -> bytes | None:
-        entry = self._index().get(path)
+        entry = self._entry(path)
         if entry is None:
             return None
         if entry.mode == _SYMLINK_MODE:
             message = "symbolic links are not allowed here; commit the file itself"
             raise ProblemError(Problem(path, None, None, message, title="symlink"))
         return self._cat(path, entry.oid)
+
+    def files_named(self, names: Iterable[str], prefix: str) -> set[str]:
+        """Files under `prefix`, in any folder, whose file name is one of `names`: a byte search of the
+        commit's listing, so that a partial validation finds the files sharing a flag's key without
+        listing the repository in Python."""
+        raw = self._listing()
+        out: set[str] = set()
+        for name in set(names):
+            found = _blob_records(raw, b"/" + _encode(name) + b"\0")
+            out.update(p for p, _ in found if p.startswith(prefix) and p.endswith("/" + name))
+        return out
 
     def paths_containing(self, needles: Sequence[str], prefix: str) -> set[str]:
         """Files under `prefix` whose bytes contain any of the fixed strings: one `git grep` over the commit
@@ -190,17 +219,29 @@ class GitTree:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _listing(self) -> bytes:
+        """`git ls-tree -r -z` of the whole commit, read once (git writes it at C speed; records are turned
+        into Python objects only where asked for)."""
+        if self._raw is None:
+            self._raw = _git(self.repo_dir, "ls-tree", "-r", "-z", "--full-tree", self._sha)
+        return self._raw
+
+    def _entry(self, path: str) -> _Entry | None:
+        if self._entries is not None:
+            return self._entries.get(path)
+        for found, entry in _blob_records(self._listing(), b"\t" + _encode(path) + b"\0"):
+            if found == path:
+                return entry
+        return None
+
     def _index(self) -> dict[str, _Entry]:
         if self._entries is None:
-            out = _git(self.repo_dir, "ls-tree", "-r", "-z", "--full-tree", self._sha)
             entries: dict[str, _Entry] = {}
-            for record in out.split(b"\0"):
-                if not record:
-                    continue
-                meta, _, raw_path = record.partition(b"\t")
-                mode, kind, oid = meta.split(b" ")
-                if kind == b"blob":  # not submodules ("commit")
-                    entries[_path(raw_path)] = _Entry(mode, oid.decode())
+            for record in self._listing().split(b"\0"):
+                if record:
+                    path, entry = _parse_record(record)
+                    if entry is not None:
+                        entries[path] = entry
             self._entries = entries
             self._sorted = sorted(entries)
         return self._entries
@@ -242,6 +283,27 @@ class GitTree:
                 raise GitopsFlagsError("git is not installed (or not on PATH)") from exc
             self._finalizer = weakref.finalize(self, _stop, self._batch)
         return self._batch
+
+
+def _blob_records(raw: bytes, needle: bytes) -> Iterator[tuple[str, _Entry]]:
+    """The blob records of `ls-tree -r -z` output (`<mode> <type> <oid>\\t<path>\\0` each) whose path
+    holds `needle`: bytes.find runs in C and only the records found are decoded. The needle may also match
+    inside a longer path (one holding a tab, say), so callers check the decoded path."""
+    at = raw.find(needle)
+    while at >= 0:
+        start = raw.rfind(b"\0", 0, at) + 1
+        end = raw.find(b"\0", at)
+        end = len(raw) if end < 0 else end
+        path, entry = _parse_record(raw[start:end])
+        if entry is not None:
+            yield path, entry
+        at = raw.find(needle, end)
+
+
+def _parse_record(record: bytes) -> tuple[str, _Entry | None]:
+    meta, _, raw_path = record.partition(b"\t")
+    mode, kind, oid = meta.split(b" ")
+    return _path(raw_path), (_Entry(mode, oid.decode()) if kind == b"blob" else None)  # not submodules
 
 
 def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:

@@ -20,7 +20,16 @@ import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
 
 from jsonschema import (
     Draft4Validator,
@@ -893,6 +902,37 @@ def _sort_key(p: Problem) -> tuple[str, int, int, str]:
     return (p.file, p.line or 0, p.col or 0, p.message)
 
 
+@runtime_checkable
+class IndexedTree(Protocol):
+    """A tree that finds files by name or by content without listing every file in Python (`git.GitTree`),
+    so that validating a few files of a large repository costs in proportion to those files."""
+
+    def paths(self, prefix: str = "") -> Iterator[str]: ...
+
+    def read(self, path: str) -> bytes | None: ...
+
+    def files_named(self, names: Iterable[str], prefix: str) -> set[str]: ...
+
+    def paths_containing(self, needles: Sequence[str], prefix: str) -> set[str]: ...
+
+
+def schema_needles(names: Iterable[str]) -> list[str]:
+    """Texts of which a flag file using one of the schemas `names` holds at least one: the name itself, or
+    a backslash (a double-quoted YAML escape can spell a name without its letters)."""
+    return sorted({*names, "\\"})
+
+
+def _listing(tree: Tree, policy: Policy | None, wanted: set[str] | None) -> list[str]:
+    """The paths under the flags folder that a run needs: all of them, or, for a partial run on an
+    `IndexedTree`, the schemas folder's files and the flag files sharing a requested file's name (its key)."""
+    flags_dir = _flags_dir(policy)
+    if wanted is None or not isinstance(tree, IndexedTree):
+        return list(tree.paths(flags_dir + "/"))
+    names = {_stem(p) + suffix for p in wanted if is_flag_path(p, policy) for suffix in YAML_SUFFIXES}
+    found = tree.files_named(names, flags_dir + "/") | set(tree.paths(_schemas_dir(policy) + "/"))
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class FlagRun:
     """What checking any one flag file needs besides the file: the same for every file of a run, so that
@@ -965,7 +1005,7 @@ def validate_tree(
     processes (`parallel`) when the tree is a directory and the models are not kept; the result is the
     same as with `jobs=1`."""
     flags_dir, schemas_dir = _flags_dir(policy), _schemas_dir(policy)
-    every = list(tree.paths(flags_dir + "/"))
+    every = _listing(tree, policy, None if only is None else set(only))
     flag_paths = [p for p in every if is_flag_path(p, policy)]
     schema_paths = [p for p in every if is_schema_path(p, policy)]
     problems: list[Problem] = []
@@ -1013,7 +1053,11 @@ def validate_tree(
         policy, every_schema, None if wanted is None else frozenset(wanted), frozenset(changed_schemas),
         frozenset(d.file for d in duplicates), keep_flags,
     )  # fmt: skip
-    visit = flag_paths if (wanted is None or changed_schemas) else [p for p in flag_paths if p in wanted]
+    if wanted is not None and changed_schemas and isinstance(tree, IndexedTree):
+        users = tree.paths_containing(schema_needles(changed_schemas), flags_dir + "/")
+        visit = sorted(p for p in users | (wanted & set(flag_paths)) if is_flag_path(p, policy))
+    else:
+        visit = flag_paths if (wanted is None or changed_schemas) else [p for p in flag_paths if p in wanted]
     if not keep_flags and isinstance(tree, DirTree):
         from . import parallel  # only a large run pays for the pool
 
