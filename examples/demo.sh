@@ -28,6 +28,9 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sed -i.bak "s|https://status.acme.example/api/checkout|http://127.0.0.1:$port/api/checkout|" \
   "$repo/flags/checkout/new_checkout_flow.yaml" && rm "$repo/flags/checkout/new_checkout_flow.yaml.bak"
+# Gates refuse this machine's addresses unless the policy allows them (docs/rollouts.md, "Gate rules").
+sed -i.bak "s|  hosts: \[status.acme.example, prometheus.acme.example\]|  hosts: [127.0.0.1]\n  loopback: true|" \
+  "$repo/.github/gitops-flags.yml" && rm "$repo/.github/gitops-flags.yml.bak"
 git init -q
 git add -A && git commit -qm "Adopt gitops-flags"
 

@@ -2,26 +2,45 @@
 
 `evaluate` sends one GET and returns a `GateResult`: `passed`, `failed` (the service answered, and the
 answer is bad), or `inconclusive` (the gate could not be evaluated: unreachable, timed out, refused our
-credentials, answered something we cannot read, or a credential variable is not set). Inconclusive
-never advances a rollout and never rolls it back.
+credentials, answered something we cannot read, a credential variable is not set, or the gate rules
+refuse it). Inconclusive never advances a rollout and never rolls it back.
 
-Credentials come only from environment variables that the flag file names (`headers_from_env`,
-`token_env`); values never appear in a result's detail. The parsing and comparison are pure functions
-beside the calls.
+A reviewed flag file is still not trusted with the runner's network or environment (docs/security.md,
+"Health gates"):
+- credentials come only from environment variables that the flag file names (`headers_from_env`,
+  `token_env`) *and* the base policy allow-lists (`health_checks: {env: [...]}`); the workflow's own
+  credentials are never sent (`egress.forbidden_env`);
+- the host must be allowed by the policy, and every address it resolves to is checked when the connection
+  is made (`guard`): link-local and metadata addresses always refused, loopback and private ones unless
+  the policy allows them. No proxy from the environment is used, and redirects are never followed, so no
+  header travels anywhere but the checked address;
+- the answer is capped in size (`MAX_BODY_BYTES`) and the whole exchange in time (`timeout_seconds`);
+- the answer's text never appears in a result: details name the field path and the type found.
+
+The parsing and comparison are pure functions beside the calls.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
-from collections.abc import Mapping
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import connection as urllib3_connection
 
+from . import egress
 from .model import HttpHealthCheck, PrometheusHealthCheck
 from .store.state import GateOutcome, GateResult
 
@@ -35,6 +54,12 @@ INCONCLUSIVE_STATUSES = frozenset({401, 403, 404, 405, 407, 408, 429, 502, 503, 
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NO_RULES = egress.Rules()  # no policy: no variables may be sent, public hosts only
+# Prometheus's documented `errorType`s: the only part of an error answer a detail repeats.
+PROMETHEUS_ERROR_TYPES = frozenset({"timeout", "canceled", "execution", "bad_data", "internal", "unavailable",
+                                    "not_found", "not_acceptable"})
+_TYPE_NAMES: dict[type, str] = {bool: "a boolean", str: "text", int: "a number", float: "a number",
+                                dict: "an object", list: "a list"}
 
 
 class GateUnreadable(Exception):
@@ -58,15 +83,16 @@ def compare(value: float, comparison: Comparison, threshold: float) -> bool:
 
 
 def as_number(value: Any, what: str) -> float:
-    """A finite number from JSON: a number, or a string holding one (Prometheus sends strings)."""
+    """A finite number from JSON: a number, or a string holding one (Prometheus sends strings). The
+    message names `what` and the type found, never the value (it is the service's text)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise GateUnreadable(f"{what} is {_show(value)}, not a number")
+        raise GateUnreadable(f"{what} is {type_name(value)}, not a number")
     try:
         number = float(value)
     except ValueError:
-        raise GateUnreadable(f"{what} is {_show(value)}, not a number") from None
+        raise GateUnreadable(f"{what} is text that is not a number") from None
     if not math.isfinite(number):
-        raise GateUnreadable(f"{what} is {_show(value)}, not a finite number")
+        raise GateUnreadable(f"{what} is not a finite number")
     return number
 
 
@@ -96,8 +122,9 @@ def parse_prometheus_response(body: Any) -> tuple[float, int]:
     if not isinstance(body, dict):
         raise GateUnreadable("the answer is not a JSON object")
     if body.get("status") != "success":
-        error = body.get("error") or body.get("errorType") or f"status {_show(body.get('status'))}"
-        raise GateUnreadable(f"Prometheus answered an error: {_show(error)}")
+        kind = body.get("errorType")
+        named = f" ({kind})" if kind in PROMETHEUS_ERROR_TYPES else ""
+        raise GateUnreadable(f"Prometheus answered an error{named}; its message is not shown")
     data = body.get("data")
     if not isinstance(data, dict):
         raise GateUnreadable("the answer has no `data` object")
@@ -105,7 +132,8 @@ def parse_prometheus_response(body: Any) -> tuple[float, int]:
     if kind == "scalar":
         return as_number(_sample_value(result), "the scalar"), 1
     if kind != "vector":
-        raise GateUnreadable(f"the query returned a {_show(kind)}; use an instant query returning one number")
+        shown = kind if kind in ("matrix", "string") else "result of an unknown type"
+        raise GateUnreadable(f"the query returned a {shown}; use an instant query returning one number")
     if not isinstance(result, list):
         raise GateUnreadable("the vector result is not a list")
     if not result:
@@ -118,13 +146,15 @@ def parse_prometheus_response(body: Any) -> tuple[float, int]:
 
 def _sample_value(sample: Any) -> Any:
     if not (isinstance(sample, list) and len(sample) == 2):
-        raise GateUnreadable(f"a sample is {_show(sample)}, not [time, value]")
+        raise GateUnreadable(f"a sample is {type_name(sample)}, not [time, value]")
     return sample[1]
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def type_name(value: Any) -> str:
+    """What JSON type a value is, for messages that must not repeat the value."""
+    if value is None:
+        return "null"
+    return _TYPE_NAMES.get(type(value), "an unknown type")
 
 
 def shown_url(url: str) -> str:
@@ -169,15 +199,26 @@ def evaluate(
     session: requests.Session,
     *,
     at: datetime,
+    rules: egress.Rules = NO_RULES,
 ) -> GateResult:
-    """Run one gate. `env` supplies the credential variables; `at` stamps the result."""
+    """Run one gate under the base policy's `rules`. `env` supplies the credential variables; `at` stamps
+    the result. `session` gets the connect-time guard mounted (see `guard`)."""
     if isinstance(check, PrometheusHealthCheck):
-        return evaluate_prometheus(check, env, session, at=at)
-    return evaluate_http(check, env, session, at=at)
+        return evaluate_prometheus(check, env, session, at=at, rules=rules)
+    return evaluate_http(check, env, session, at=at, rules=rules)
+
+
+def _refused(check: HttpHealthCheck | PrometheusHealthCheck, rules: egress.Rules, at: datetime
+             ) -> GateResult | None:
+    found = egress.gate_refusals(check, rules)
+    if not found:
+        return None
+    where, why = found[0]
+    return _result("inconclusive", f"refused by the gate rules: {'.'.join(where)}: {why}", at)
 
 
 def evaluate_http(check: HttpHealthCheck, env: Mapping[str, str], session: requests.Session, *,
-                  at: datetime) -> GateResult:
+                  at: datetime, rules: egress.Rules = NO_RULES) -> GateResult:
     if check.json_field is not None and check.threshold is None:
         return _result("inconclusive", f"json_field {check.json_field} needs a threshold to compare with", at)
     if check.threshold is not None and check.json_field is None:
@@ -185,6 +226,9 @@ def evaluate_http(check: HttpHealthCheck, env: Mapping[str, str], session: reque
     inline = inline_secret(check.url, {f"header {h}": v for h, v in check.headers_from_env.items()})
     if inline is not None:
         return _result("inconclusive", inline, at)
+    refused = _refused(check, rules, at)
+    if refused is not None:
+        return refused
     url = shown_url(check.url)
     headers: dict[str, str] = {}
     for header, variable in sorted(check.headers_from_env.items()):
@@ -193,10 +237,13 @@ def evaluate_http(check: HttpHealthCheck, env: Mapping[str, str], session: reque
             return _result("inconclusive", f"environment variable {variable} (header {header}) is unset", at)
         headers[header] = secret
     try:
-        status, body = _get(session, check.url, headers, None, check.timeout_seconds)
+        status, body = _get(session, rules, check.url, headers, None, check.timeout_seconds)
     except GateUnreadable as exc:
         return _result("inconclusive", f"GET {url}: {exc}", at)
     if status != check.expect_status:
+        if 300 <= status < 400:
+            return _result("inconclusive", f"GET {url} answered {status}, a redirect; redirects are never "
+                           "followed: point the gate at the final URL", at)
         # With a json_field the number is the verdict: an answer without it cannot be judged.
         unreadable = status in INCONCLUSIVE_STATUSES or check.json_field is not None
         outcome: GateOutcome = "inconclusive" if unreadable else "failed"
@@ -211,10 +258,13 @@ def evaluate_http(check: HttpHealthCheck, env: Mapping[str, str], session: reque
 
 
 def evaluate_prometheus(check: PrometheusHealthCheck, env: Mapping[str, str], session: requests.Session, *,
-                        at: datetime) -> GateResult:
+                        at: datetime, rules: egress.Rules = NO_RULES) -> GateResult:
     inline = inline_secret(check.server, {"token_env": check.token_env} if check.token_env else {})
     if inline is not None:
         return _result("inconclusive", inline, at)
+    refused = _refused(check, rules, at)
+    if refused is not None:
+        return refused
     headers: dict[str, str] = {}
     if check.token_env is not None:
         token = env.get(check.token_env)
@@ -223,7 +273,7 @@ def evaluate_prometheus(check: PrometheusHealthCheck, env: Mapping[str, str], se
         headers["Authorization"] = f"Bearer {token}"
     url = f"{check.server.rstrip('/')}/api/v1/query"
     try:
-        status, body = _get(session, url, headers, {"query": check.query}, check.timeout_seconds)
+        status, body = _get(session, rules, url, headers, {"query": check.query}, check.timeout_seconds)
         if status != 200 and status not in (400, 422, 503):  # these carry Prometheus's error object
             raise GateUnreadable(f"answered {status}")
         value, series = parse_prometheus_response(_json(body))
@@ -233,20 +283,35 @@ def evaluate_prometheus(check: PrometheusHealthCheck, env: Mapping[str, str], se
     return _verdict(value, check, check.threshold, "query result", at, note)
 
 
-def _get(session: requests.Session, url: str, headers: Mapping[str, str], params: Mapping[str, str] | None,
-         timeout: float) -> tuple[int, bytes]:
-    """Status and body (at most MAX_BODY_BYTES); GateUnreadable when no answer came."""
+def _get(session: requests.Session, rules: egress.Rules, url: str, headers: Mapping[str, str],
+         params: Mapping[str, str] | None, timeout: float) -> tuple[int, bytes]:
+    """Status and body (at most MAX_BODY_BYTES) of one GET that follows no redirect and ends within
+    `timeout` seconds in all; GateUnreadable when no complete answer came."""
+    watchdog = guard(session, rules)
+    # Only with the policy's `proxy: true`, and then only the runner's own proxy settings.
+    proxies = requests.utils.get_environ_proxies(url) if rules.proxy else {}
     try:
-        with session.get(url, headers=dict(headers), params=params, timeout=timeout, stream=True) as response:
-            body = b""
-            for chunk in response.iter_content(64 * 1024):
+        with watchdog.deadline(timeout), session.get(url, headers=dict(headers), params=params,
+                                                     timeout=timeout, stream=True, proxies=proxies,
+                                                     allow_redirects=False) as response:
+            body = bytearray()
+            for chunk in response.iter_content(16 * 1024):
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     raise GateUnreadable(f"the answer is larger than {MAX_BODY_BYTES} bytes")
-            return response.status_code, body
+            if watchdog.expired:
+                raise GateUnreadable(f"no complete answer within {timeout:g}s")
+            return response.status_code, bytes(body)
+    except Refused as exc:
+        raise GateUnreadable(f"refused by the gate rules: {exc}") from None
     except requests.Timeout:
         raise GateUnreadable(f"no answer within {timeout:g}s") from None
     except requests.RequestException as exc:
+        if watchdog.expired:
+            raise GateUnreadable(f"no complete answer within {timeout:g}s") from None
+        refused = _refused_cause(exc)
+        if refused is not None:
+            raise GateUnreadable(f"refused by the gate rules: {refused}") from None
         raise GateUnreadable(f"unreachable ({type(exc).__name__})") from None
 
 
@@ -255,3 +320,123 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         raise GateUnreadable("the answer is not JSON") from None
+
+
+# --- the connect-time guard ---------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """The gate rules refuse an address the host resolved to (no connection was made)."""
+
+
+def _refused_cause(exc: BaseException) -> Refused | None:
+    seen: BaseException | None = exc
+    for _ in range(8):  # requests and urllib3 wrap the cause a few levels deep
+        if seen is None:
+            return None
+        if isinstance(seen, Refused):
+            return seen
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else (seen.__context__ or seen.__cause__)
+    return None
+
+
+class Watchdog:
+    """Checks each address before connecting to it, and bounds a whole exchange in time: at the deadline
+    it shuts the sockets it opened, which ends any read that a slow server keeps alive byte by byte."""
+
+    def __init__(self, rules: egress.Rules) -> None:
+        self.rules = rules
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def connect(self, host: str, port: int, timeout: Any, source_address: Any, socket_options: Any
+                ) -> socket.socket:
+        """A socket to an address of `host` that the rules allow; Refused when any address is refused
+        (a name that also resolves to a metadata address is not one to trust)."""
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [str(info[4][0]).split("%")[0] for info in infos]
+        for address in addresses:
+            why = egress.address_refusal(ipaddress.ip_address(address), self.rules)
+            if why is not None:
+                raise Refused(f"{host} resolves to {why}")
+        error: OSError | None = None
+        for address in dict.fromkeys(addresses):
+            try:
+                sock = urllib3_connection.create_connection(
+                    (address, port), timeout, source_address=source_address, socket_options=socket_options)
+            except OSError as exc:
+                error = exc
+                continue
+            with self._lock:
+                if self.expired:
+                    sock.close()
+                    raise TimeoutError("deadline passed")
+                self._sockets.append(sock)
+            return sock
+        raise error or OSError(f"{host} has no address")
+
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        timer = threading.Timer(seconds, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def guard(session: requests.Session, rules: egress.Rules) -> Watchdog:
+    """Mount the guard on `session` for http and https, and stop it reading the environment (proxies,
+    .netrc): a proxy would resolve the name itself, past the check, so `_get` passes the runner's proxy
+    only when the policy says `proxy: true`. Returns the watchdog of this mount."""
+    watchdog = Watchdog(rules)
+    adapter = _GuardedAdapter(watchdog)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False
+    session.proxies.clear()
+    return watchdog
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, watchdog: Watchdog) -> None:
+        self._watchdog = watchdog
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        watchdog = self._watchdog
+
+        class Connection(HTTPConnection):
+            def _new_conn(self) -> socket.socket:
+                return watchdog.connect(self._dns_host, self.port, self.timeout, self.source_address,
+                                        self.socket_options)
+
+        class SecureConnection(HTTPSConnection):  # TLS still verifies the name in the URL
+            def _new_conn(self) -> socket.socket:
+                return watchdog.connect(self._dns_host, self.port, self.timeout, self.source_address,
+                                        self.socket_options)
+
+        class Pool(HTTPConnectionPool):
+            ConnectionCls = Connection
+
+        class SecurePool(HTTPSConnectionPool):
+            ConnectionCls = SecureConnection
+
+        self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        if not self._watchdog.rules.proxy:
+            raise Refused("health gates use a proxy only with the policy's `health_checks: {proxy: true}`")
+        return super().proxy_manager_for(proxy, **proxy_kwargs)

@@ -20,8 +20,12 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     Tag,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
+
+from . import egress
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DURATION_PATTERN = r"^([0-9]+[smhdw])+$"
@@ -286,6 +290,41 @@ class Options(_Strict):
     webhook_env: EnvName | None = Field(None, description="Environment variable holding a webhook URL")
 
 
+class HealthChecks(_Strict):
+    """What health gates may use; read from the base policy only (docs/rollouts.md, "Gate rules")."""
+
+    env: list[EnvName] = Field(default_factory=list, description=(
+        "Variables a gate may send (headers_from_env, token_env); never GITHUB_TOKEN, ACTIONS_*, RUNNER_*, "
+        "GITHUB_*, INPUT_*, GITOPS_FLAGS_*"))
+    hosts: list[str] = Field(default_factory=list, description=(
+        "Hosts gates may call: a name, *.domain or an address; empty: any host with a public address"))
+    private_networks: StrictBool = Field(False, description="Allow private addresses (10/8, 192.168/16, ...)")
+    loopback: StrictBool = Field(False, description="Allow this machine's addresses (127.0.0.0/8, ::1)")
+    proxy: StrictBool = Field(False, description=(
+        "Send gates through the runner's HTTP(S)_PROXY; the proxy resolves names, so `hosts` is required"))
+
+    @field_validator("env", "hosts")
+    @classmethod
+    def _usable(cls, entries: list[str], info: ValidationInfo) -> list[str]:
+        problem = egress.forbidden_env if info.field_name == "env" else egress.host_pattern_problem
+        for entry in entries:
+            reason = problem(entry)
+            if reason is not None:
+                raise ValueError(reason)
+        return entries
+
+    @model_validator(mode="after")
+    def _proxy_needs_hosts(self) -> HealthChecks:
+        if self.proxy and not self.hosts:
+            raise ValueError("proxy: true needs a `hosts` list: through a proxy the addresses cannot be "
+                             "checked, so the allow-list is the only bound")
+        return self
+
+    def rules(self) -> egress.Rules:
+        return egress.Rules(frozenset(self.env), tuple(self.hosts), self.private_networks, self.loopback,
+                            self.proxy)
+
+
 class StoreConfig(_Strict):
     type: Literal["file", "github-branch", "litestar-flags"] = "file"
     path: str = ".flag-store"
@@ -302,6 +341,7 @@ class Policy(_Strict):
     workflows: dict[str, Workflow] = Field(min_length=1)
     options: Options = Field(default_factory=Options)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    health_checks: HealthChecks = Field(default_factory=HealthChecks)
 
     @field_validator("version", mode="before")
     @classmethod

@@ -47,7 +47,7 @@ from pydantic_core import ErrorDetails
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from . import model
+from . import egress, model
 from .loader import Document, load_bytes, load_path
 from .model import Condition, Flag, Match, Policy, SchemaDoc
 from .problems import Problem, ProblemError, Severity
@@ -615,6 +615,11 @@ def check_flag(flag: Flag, path: str, policy: Policy | None, schemas: Mapping[st
         if state.rollout is not None:
             known(state.rollout.variant, (*base, "rollout", "variant"))
             _check_stages(report, state.rollout.percentages(), (*base, "rollout", "stages"))
+            gate = state.rollout.health_check
+            if gate is not None:  # the base policy's gate rules (docs/rollouts.md, "Gate rules")
+                rules = policy.health_checks.rules() if policy is not None else egress.Rules()
+                for where, why in egress.gate_refusals(gate, rules):
+                    report.add((*base, "rollout", "health_check", *where), why, "gate-refused")
     return report.problems
 
 

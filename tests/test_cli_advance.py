@@ -43,6 +43,7 @@ rules: [{match: {kind: flag}, workflow: review}]
 workflows: {review: {steps: [{id: owner, role: owner}]}}
 options: {webhook_env: ROLLOUT_WEBHOOK}
 store: {type: file, path: .flag-store}
+health_checks: {env: [GATE_TOKEN_FOR_TEST]}
 """
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gitops_flags import model
 from gitops_flags.codeowners import find_codeowners
 from gitops_flags.loader import load_bytes
-from gitops_flags.model import Flag, Policy, SchemaDoc
+from gitops_flags.model import Flag, HealthChecks, Policy, SchemaDoc
 from gitops_flags.problems import Problem
 from gitops_flags.tree import DictTree, DirTree
 from gitops_flags.validate import (
@@ -764,4 +764,5 @@ def test_environment_variable_names_and_plain_urls_are_fine() -> None:
             url: https://status@status.example.com:8443/api?check=checkout
             headers_from_env: {Authorization: STATUS_TOKEN}
     """), "    ")
-    assert problems_of(text) == []
+    allowed = POLICY.model_copy(update={"health_checks": HealthChecks(env=["STATUS_TOKEN"])})
+    assert problems_of(text, policy=allowed) == []

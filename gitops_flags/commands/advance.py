@@ -116,6 +116,8 @@ class FlagFiles:
     def __init__(self, tree: Tree, policy: Policy | None) -> None:
         self._tree = tree
         self._policy = policy
+        # What gates may send and reach: the policy at HEAD of the default branch (reviewed, merged).
+        self.gate_rules = policy.health_checks.rules() if policy is not None else health.NO_RULES
         self._index: dict[str, list[str]] | None = None
         self._read: dict[str, Head] = {}
 
@@ -483,7 +485,7 @@ def _decide_and_write(store: Store, files: FlagFiles, now: datetime, options: Op
             if (key, environment) not in gates:
                 assert plan.health_check is not None
                 gates[key, environment] = health.evaluate(
-                    plan.health_check, services.environ, services.session, at=now)
+                    plan.health_check, services.environ, services.session, at=now, rules=files.gate_rules)
         decision = decide(snapshot, files.get, gates, now, env.run_url())
         if decision.update is None or options.dry_run:
             return decision, snapshot, snapshot.state

@@ -345,7 +345,8 @@ def replace_once(text: str, old: str, new: str) -> str:
 def seed_files() -> dict[str, str]:
     """The repository's example: flags/, the policy and CODEOWNERS, the check workflow. Two edits: the
     checkout gate's status page is plain http (the proxy cannot see into TLS), and the policy names the
-    webhook variable, so that apply's reports reach the double."""
+    webhook variable and lets gates use the job's proxy, so that apply's reports and the gates reach the
+    double."""
     files = {str(p.relative_to(MAIN)): p.read_text(encoding="utf-8")
              for p in sorted((MAIN / "flags").rglob("*.yaml"))}
     for name in (".github/gitops-flags.yml", ".github/CODEOWNERS", ".github/workflows/flags-check.yml"):
@@ -355,6 +356,10 @@ def seed_files() -> dict[str, str]:
     files[".github/gitops-flags.yml"] = replace_once(
         files[".github/gitops-flags.yml"], "  on_unapproved: block\n",
         "  on_unapproved: block\n  webhook_env: FLAGS_WEBHOOK_URL\n")
+    # Gates reach status.acme.example through the job's HTTP_PROXY (the double): the policy opts in.
+    files[".github/gitops-flags.yml"] = replace_once(
+        files[".github/gitops-flags.yml"], "  hosts: [status.acme.example, prometheus.acme.example]\n",
+        "  hosts: [status.acme.example, prometheus.acme.example]\n  proxy: true\n")
     return files
 
 
