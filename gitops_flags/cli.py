@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "advance": "Advance running staged rollouts by one stage when due and healthy.",
     "status": "Show served state and rollout progress per environment.",
     "audit": "Show the audit log of applied changes.",
+    "store": "Check the flag store's seal, or re-seal it after an intended hand edit.",
 }
 
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except GitopsFlagsError as exc:
         click.echo(f"error: {exc}", err=True)
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # a refused store says 1: found a problem, not misconfigured
     return int(result or 0)
 
 

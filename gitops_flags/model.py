@@ -329,6 +329,12 @@ class StoreConfig(_Strict):
     type: Literal["file", "github-branch", "litestar-flags"] = "file"
     path: str = ".flag-store"
     branch: str = "flag-store"
+    repository: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$",
+        description="github-branch: OWNER/NAME of a separate repository holding the store (default: this "
+        "one); written with the token in GITOPS_FLAGS_STORE_TOKEN",
+    )
     url: str | None = None
 
 

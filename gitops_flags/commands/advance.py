@@ -38,6 +38,7 @@ from ..store.state import GateResult, OutboxEntry, RolloutState, StoreState, pla
 from ..tree import Tree
 from .apply import default_store_opener, default_store_url
 from .clock import parse_now
+from .store import Notice, checked_read
 
 ATTEMPTS = 5
 
@@ -438,8 +439,9 @@ def run(options: Options, services: Services) -> int:
         store = services.open_store(url, env)
         files = FlagFiles(tree, policy)
         channels = _channels(policy, env, services, options.dry_run)
+        notice = Notice.of("advance", env, services.environ, policy)
         decision, snapshot, latest = _decide_and_write(store, files, now, options, services, env,
-                                                       channels.outbound)
+                                                       channels.outbound, notice)
     for outcome in decision.outcomes:
         click.echo(("(dry run) " if options.dry_run and outcome.event else "") + outcome_text(outcome))
     total = sum(len(envs) for envs in snapshot.state.rollouts.values())
@@ -474,13 +476,13 @@ def _channels(policy: Policy | None, env: ActionsEnv, services: Services, dry_ru
 
 
 def _decide_and_write(store: Store, files: FlagFiles, now: datetime, options: Options, services: Services,
-                      env: ActionsEnv, outbound: notify.Outbound
+                      env: ActionsEnv, outbound: notify.Outbound, notice: Notice
                       ) -> tuple[Decision, StoreSnapshot, StoreState]:
     """The decision, the snapshot it was made on, and the state now in the store (its outbox is what
-    is left to deliver)."""
+    is left to deliver). A store that fails its seal stops the run (exit 1) before anything is decided."""
     gates: dict[tuple[str, str], GateResult] = {}
     for attempt in range(1, ATTEMPTS + 1):
-        snapshot = store.read()
+        snapshot = checked_read(store, notice, warn=attempt == 1)
         for key, environment, plan in gates_needed(snapshot, files.get, now):
             if (key, environment) not in gates:
                 assert plan.health_check is not None

@@ -34,10 +34,13 @@ from ..model import CODEOWNERS_PATHS, POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..result import Evaluation
-from ..store import Store, StoreError, StoreSnapshot, Update, open_store, store_url, update
+from ..store import Store, StoreError, StoreSnapshot, Update, branch_location, open_store, store_url, update
+from ..store.seal import key_from_env
 from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
 from .clock import parse_now
+from .store import TOKEN_ENV, Notice, checked_read
+from .store import repair as repair_store
 
 EMPTY: Tree = DictTree({})
 DEFAULT_BRANCH = StoreConfig().branch  # the store branch when the policy names no store
@@ -56,6 +59,7 @@ class Options:
     verify: bool = True
     baseline: str | None = None
     now: datetime | None = None
+    repair: bool = False
 
 
 @click.command(name="apply")
@@ -70,10 +74,14 @@ class Options:
 @click.option("--baseline", metavar="REV",
               help="Empty store only: take the flags at REV as they are, then walk REV..head.")
 @click.option("--now", "now_arg", metavar="ISO-8601", hidden=True, help="The current time (tests, replays).")
+@click.option("--repair", is_flag=True,
+              help="When the store fails its seal, restore its last sealed version first (needs "
+                   "GITOPS_FLAGS_STORE_KEY), then reconcile from there. Audited.")
 def command(store_arg: str | None, repo: Path, rev: str, dry_run: bool, no_verify_approvals: bool,
-            baseline: str | None, now_arg: str | None) -> int:
+            baseline: str | None, now_arg: str | None, repair: bool) -> int:
     """Reconcile the flag store to the default branch's head (approved changes only)."""
-    options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, parse_now(now_arg))
+    options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, parse_now(now_arg),
+                      repair)
     env = ActionsEnv.from_environ(os.environ)
     return run(options, env, source_factory=source_factory, notifier_factory=notifier_factory,
                store_opener=store_opener)
@@ -102,16 +110,27 @@ def default_notifier(env: ActionsEnv) -> notify.Notifier | None:
 
 
 def default_store_opener(url: str, env: ActionsEnv) -> Store:
+    """The store with the seal key from GITOPS_FLAGS_STORE_KEY. A github-branch store in another repository
+    (`github-branch:OWNER/NAME:BRANCH`) is written with GITOPS_FLAGS_STORE_TOKEN (a GitHub App installation
+    token or a fine-grained token with contents: write there); the store's own repository, with it when set,
+    else with GITHUB_TOKEN."""
+    key = key_from_env(os.environ)
     if url.startswith("github-branch:"):
-        if not (env.token and env.repository):
+        repository, _ = branch_location(url.removeprefix("github-branch:"))
+        token = os.environ.get(TOKEN_ENV) or env.token
+        if repository and not os.environ.get(TOKEN_ENV):
+            click.echo(f"note: the store {url} is in another repository and {TOKEN_ENV} is not set: trying "
+                       "GITHUB_TOKEN, which can write only its own repository (docs/store.md)", err=True)
+        if not (token and (repository or env.repository)):
             raise StoreError(
                 f"the store {url} lives on GitHub: set GITHUB_TOKEN and GITHUB_REPOSITORY (in Actions they "
                 "are set), or pass --store file:PATH to work locally"
             )
         from .. import github
 
-        return open_store(url, repo=github.connect(env.api_url, env.token).get_repo(env.repository))
-    return open_store(url)
+        repo = github.connect(env.api_url, token).get_repo(repository or env.repository)
+        return open_store(url, repo=repo, key=key)
+    return open_store(url, key=key)
 
 
 source_factory: SourceFactory = default_source
@@ -303,8 +322,13 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
     url = options.store or default_store_url(head_policy, repo, in_actions=env.in_actions)
     store = store_opener(url, env)
     _warn_ephemeral(url, env)
-    snapshot = store.read()
     now = options.now or datetime.now(UTC).replace(microsecond=0)
+    notice = Notice.of("apply", env, os.environ, head_policy)
+    if options.repair:
+        if options.dry_run:
+            raise GitopsFlagsError("--repair writes the store; it cannot be combined with --dry-run")
+        repair_store(store, notice, now)
+    snapshot = checked_read(store, notice)  # a store that fails its seal stops the run here (exit 1)
     steps, notes = plan_walk(repo, snapshot.state.applied_commit, head, options.baseline)
     report = Report(notes=notes)
 

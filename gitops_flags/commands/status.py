@@ -24,6 +24,7 @@ from ..store import StoreSnapshot
 from ..store.state import RolloutState
 from .advance import Services, read_policy, repo_dir, resolve_store_url, when_text
 from .clock import parse_now
+from .store import Notice, checked_read
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
             with tree:
                 policy = read_policy(tree)
     url = resolve_store_url(store, policy, directory, in_actions=env.in_actions)
-    snapshot = services.open_store(url, env).read()
+    snapshot = checked_read(services.open_store(url, env), Notice.of("status", env, services.environ, policy))
     found = rows(snapshot, key)
     if format_ == "json":
         data = {"store": url, "version": snapshot.version, "applied_commit": snapshot.state.applied_commit,

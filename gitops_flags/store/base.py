@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -36,8 +36,8 @@ DOC_SUFFIX = ".flagd.json"
 ENVIRONMENT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 HAND_EDIT_HINT = (
-    "restore it (from a backup or the store's history), or, if the edit is intended, re-seal the store "
-    "so that gitops-flags accepts the files as they are (see docs/store.md, 'Hand edits')"
+    "restore the last sealed version with `gitops-flags apply --repair` (or from a backup), or, if the edit "
+    "is intended, accept it with `gitops-flags store reseal --reason …` (see docs/store.md, 'Hand edits')"
 )
 
 
@@ -53,11 +53,27 @@ class StoreCorrupt(StoreError):
     """The store's files are damaged or were changed outside gitops-flags."""
 
 
+SealStatus = Literal["verified", "unsealed", "unverified"]
+"""verified: sealed, and this run's key checks it; unsealed: no seal (and no key asks for one); unverified:
+sealed, but this run has no key to check it with (it may read, never write). See `seal`."""
+
+
 @dataclass(frozen=True)
 class StoreSnapshot:
     state: StoreState
     documents: dict[str, dict[str, Any]]  # environment → flagd document
     version: str | None  # None: the store is empty (nothing was ever written)
+    seal: SealStatus = "unsealed"
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """What `repair` did: `restored_from` names the sealed version put back (empty when the store verified
+    and nothing was restored); `problem` is what was wrong with the store before."""
+
+    version: str | None
+    restored_from: str = ""
+    problem: str = ""
 
 
 Snapshot = StoreSnapshot

@@ -11,6 +11,10 @@ under an exclusive `flock` on `PATH/.lock` (the compare-and-swap check happens i
 A crash before step 2 leaves the old version intact (the stray temporaries are removed later); a crash
 after it is finished by the next reader or writer, which replays the journal first. Each rename is
 atomic, so flagd watching `production.flagd.json` never sees half a file.
+
+With a seal key, every write also writes `store.seal` (see `seal`) and keeps a copy of the sealed version
+under `.generations/` (the last GENERATIONS of them): the file store has no history of its own, and
+`repair` restores the newest copy whose seal still verifies.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +35,7 @@ from .base import (
     MANIFEST_FILE,
     STATE_FILE,
     ConflictError,
+    Repaired,
     StoreCorrupt,
     StoreError,
     StoreSnapshot,
@@ -45,17 +51,22 @@ from .base import (
     sha256,
     version_of,
 )
+from .seal import SEAL_FILE, SealKey, check, refuse_unkeyed_write, require_key, seal_bytes
 from .state import StoreState
 
 LOCK_FILE = ".lock"
 JOURNAL_FILE = ".journal.json"
+GENERATIONS_DIR = ".generations"
+GENERATIONS = 5
+SCOPE = "file"
 _TMP_SUFFIX = ".tmp"
 
 
 class FileStore:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], key: SealKey | None = None) -> None:
         self.root = Path(path)
         self.where = str(self.root)
+        self.key = key
 
     # --- the Store protocol ------------------------------------------------------------------------
 
@@ -75,6 +86,7 @@ class FileStore:
         new_files = encode(state, documents)  # bad environment names fail before anything is touched
         with self._locked(create=True):
             current, entries = self._read()
+            refuse_unkeyed_write(current.seal, self.where)
             if current.version != expected_version:
                 raise ConflictError(
                     f"the store at {self.where} moved (expected version {expected_version}, found "
@@ -87,10 +99,7 @@ class FileStore:
             new_version = version_of(new_manifest)
             if new_version == current.version:
                 return new_version  # nothing changed: write nothing, so flagd sees no event
-            changed = {n: b for n, b in new_files.items() if entries.get(n) != sha256(b)}
-            deleted = sorted(n for n in entries if n not in new_files)
-            self._commit(changed, deleted, new_manifest)
-            return new_version
+            return self._put(new_files, entries)
 
     def append_audit(self, records: Sequence[Mapping[str, Any]], expected_version: str | None) -> str:
         with self._locked(create=False):
@@ -104,9 +113,10 @@ class FileStore:
 
     # --- repair ------------------------------------------------------------------------------------
 
-    def reseal(self) -> str:
+    def reseal(self, audit: Sequence[Mapping[str, Any]] = ()) -> str:
         """Accept the files as they are now (after an intended hand edit): check that they still parse,
-        then write a new manifest. Returns the new version."""
+        append `audit` (who vouched for them), then write a new manifest, and a seal when the store has a
+        key. Returns the new version."""
         with self._locked(create=False):
             names = [n for n in self._listing() if is_data_file(n)]
             if STATE_FILE not in names:
@@ -115,9 +125,35 @@ class FileStore:
             entries = {n: sha256(b) for n, b in files.items()}
             decode(entries, {n: b for n, b in files.items() if n != AUDIT_FILE}, self.where)
             parse_audit(files.get(AUDIT_FILE, b""), self.where)
-            new_manifest = manifest(files)
-            self._commit({}, [], new_manifest)
-            return version_of(new_manifest)
+            if audit:
+                files[AUDIT_FILE] = files.get(AUDIT_FILE, b"") + audit_lines(audit)
+            return self._put(files, entries)
+
+    def repair(self, audit: Sequence[Mapping[str, Any]] = ()) -> Repaired:
+        """Put back the newest kept generation whose seal verifies, when the store itself does not
+        (needs the key). `audit` is appended to it. Nothing is written when the store verifies."""
+        require_key(self.key, self.where)
+        with self._locked(create=False):
+            try:
+                self._read()
+                return Repaired(None)
+            except StoreCorrupt as exc:
+                problem = str(exc)
+            for generation in self._generations(newest_first=True):
+                try:
+                    files = self._load_generation(generation)
+                except StoreCorrupt:
+                    continue
+                if audit:
+                    files[AUDIT_FILE] = files.get(AUDIT_FILE, b"") + audit_lines(audit)
+                names = [n for n in self._listing() if is_data_file(n)]
+                version = self._put(files, {n: sha256((self.root / n).read_bytes()) for n in names})
+                return Repaired(version, f"generation {generation.name} ({self.where}/{GENERATIONS_DIR})",
+                                problem)
+        raise StoreError(
+            f"{self.where} fails its seal ({problem}), and no kept copy under {GENERATIONS_DIR}/ verifies "
+            "either; restore the directory from a backup, then run `gitops-flags apply --repair` again"
+        )
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -138,8 +174,10 @@ class FileStore:
         entries = parse_manifest(raw, self.where)
         check_listing(entries, present, self.where)
         files = {n: (self.root / n).read_bytes() for n in entries if n != AUDIT_FILE}
+        seal_raw = (self.root / SEAL_FILE).read_bytes() if SEAL_FILE in present else None
+        status = check(self.key, seal_raw, SCOPE, "", raw, self.where)
         state, documents = decode(entries, files, self.where)
-        return StoreSnapshot(state, documents, version_of(raw)), entries
+        return StoreSnapshot(state, documents, version_of(raw), status), entries
 
     def _audit_bytes(self, entries: Mapping[str, str]) -> bytes:
         if AUDIT_FILE not in entries:
@@ -159,11 +197,26 @@ class FileStore:
 
     # --- writing -----------------------------------------------------------------------------------
 
-    def _commit(self, changed: Mapping[str, bytes], deleted: Sequence[str], new_manifest: bytes) -> None:
+    def _put(self, files: Mapping[str, bytes], entries: Mapping[str, str]) -> str:
+        """Commit `files` (every data file of the new version) over the files `entries` describes, with a
+        new manifest, and a seal and a kept generation when there is a key. Returns the new version."""
+        new_manifest = manifest(files)
+        changed = {n: b for n, b in files.items() if entries.get(n) != sha256(b)}
+        deleted = sorted(n for n in entries if n not in files)
+        seal = seal_bytes(self.key, SCOPE, "", new_manifest) if self.key else None
+        self._commit(changed, deleted, new_manifest, seal)
+        if seal is not None:
+            self._keep_generation({**files, MANIFEST_FILE: new_manifest, SEAL_FILE: seal})
+        return version_of(new_manifest)
+
+    def _commit(self, changed: Mapping[str, bytes], deleted: Sequence[str], new_manifest: bytes,
+                seal: bytes | None = None) -> None:
         token = secrets.token_hex(6)
         renames: list[list[str]] = []
         for name in sorted(changed):
             renames.append([self._write_temp(name, changed[name], token), name])
+        if seal is not None:
+            renames.append([self._write_temp(SEAL_FILE, seal, token), SEAL_FILE])
         renames.append([self._write_temp(MANIFEST_FILE, new_manifest, token), MANIFEST_FILE])
         journal = {"renames": renames, "deletes": list(deleted)}
         journal_tmp = self._write_temp(JOURNAL_FILE, json.dumps(journal).encode(), token)
@@ -201,6 +254,49 @@ class FileStore:
         for entry in os.scandir(self.root):
             if entry.name.startswith(".") and entry.name.endswith(_TMP_SUFFIX):
                 os.unlink(entry.path)
+
+    # --- kept generations (sealed copies for `repair`) ------------------------------------------------
+
+    def _generations(self, newest_first: bool = False) -> list[Path]:
+        folder = self.root / GENERATIONS_DIR
+        if not folder.is_dir():
+            return []
+        found = sorted((p for p in folder.iterdir() if p.name.isdigit() and p.is_dir()),
+                       key=lambda p: int(p.name))
+        return found[::-1] if newest_first else found
+
+    def _keep_generation(self, files: Mapping[str, bytes]) -> None:
+        """Copy the version just committed to `.generations/<n>` (written aside, then renamed into place),
+        and drop all but the last GENERATIONS. Copies, not hard links: an edit in place would change both."""
+        folder = self.root / GENERATIONS_DIR
+        folder.mkdir(exist_ok=True)
+        for stale in folder.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        kept = self._generations()
+        number = int(kept[-1].name) + 1 if kept else 1
+        tmp = folder / f".tmp-{secrets.token_hex(6)}"
+        tmp.mkdir()
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        os.replace(tmp, folder / f"{number:08d}")
+        for old in kept[: max(0, len(kept) + 1 - GENERATIONS)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _load_generation(self, folder: Path) -> dict[str, bytes]:
+        """A kept generation's data files, when its manifest, checksums and seal all verify."""
+        where = f"{self.where}/{GENERATIONS_DIR}/{folder.name}"
+        present = sorted(p.name for p in folder.iterdir() if p.is_file())
+        if MANIFEST_FILE not in present or SEAL_FILE not in present:
+            raise StoreCorrupt(f"{where} is incomplete")
+        raw = (folder / MANIFEST_FILE).read_bytes()
+        entries = parse_manifest(raw, where)
+        check_listing(entries, present, where)
+        check(self.key, (folder / SEAL_FILE).read_bytes(), SCOPE, "", raw, where)
+        files = {n: (folder / n).read_bytes() for n in entries}
+        decode(entries, {n: b for n, b in files.items() if n != AUDIT_FILE}, where)
+        if AUDIT_FILE in files:
+            check_file(entries, AUDIT_FILE, files[AUDIT_FILE], where)
+        return files
 
     def _write_temp(self, name: str, data: bytes, token: str) -> str:
         tmp = f".{name.lstrip('.')}.{token}{_TMP_SUFFIX}"

@@ -9,6 +9,10 @@ commit is the compare-and-swap token. A missing branch is created with an orphan
 never shares history with the code.
 
 This is the default inside GitHub Actions: state survives between runs without any other service.
+
+With a seal key, each commit also carries `store.seal`, an HMAC over the manifest bound to the commit's
+parent: a commit that copies an older sealed tree onto the branch does not verify (its parent differs), and
+`repair` finds the newest commit in the branch's history whose seal does, and commits its files again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from github import GithubException, InputGitTreeElement, UnknownObjectException
 from .base import (
     AUDIT_FILE,
     MANIFEST_FILE,
+    STATE_FILE,
     ConflictError,
+    Repaired,
     StoreCorrupt,
     StoreError,
     StoreSnapshot,
@@ -38,7 +44,9 @@ from .base import (
     manifest,
     parse_audit,
     parse_manifest,
+    sha256,
 )
+from .seal import SEAL_FILE, SealKey, check, refuse_unkeyed_write, require_key, seal_bytes
 from .state import StoreState
 
 if TYPE_CHECKING:
@@ -48,6 +56,8 @@ if TYPE_CHECKING:
     from github.Repository import Repository
 
 DEFAULT_MESSAGE = "gitops-flags: update the flag store"
+SCOPE = "github-branch"
+REPAIR_DEPTH = 100  # commits `repair` looks back through for a sealed version
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,11 @@ def git_blob_sha(data: bytes) -> str:
 
 
 class GitHubBranchStore:
-    def __init__(self, repo: Repository, branch: str) -> None:
+    def __init__(self, repo: Repository, branch: str, key: SealKey | None = None, where: str = "") -> None:
         self.repo = repo
         self.branch = branch
-        self.where = f"github-branch:{branch}"
+        self.where = where or f"github-branch:{branch}"
+        self.key = key
         self._heads: dict[str, _Head] = {}  # commit sha → head; commits never change, so caching is safe
         self._blob_data: dict[str, bytes] = {}  # blob sha → bytes, likewise
 
@@ -98,7 +109,8 @@ class GitHubBranchStore:
         head: _Head | None = None
         old_audit = b""
         if ref is not None and expected_version is not None:
-            _, entries = self._load(expected_version)
+            snapshot, entries = self._load(expected_version)
+            refuse_unkeyed_write(snapshot.seal, self.where)
             head = self._heads[expected_version]
             if AUDIT_FILE in entries:
                 old_audit = self._blob(head.blobs[AUDIT_FILE])
@@ -107,13 +119,21 @@ class GitHubBranchStore:
                 new_files[AUDIT_FILE] = old_audit + audit_lines(audit)
         elif audit:
             new_files[AUDIT_FILE] = audit_lines(audit)
-        new_files[MANIFEST_FILE] = manifest(new_files)
+        return self._put(new_files, ref, head, message or DEFAULT_MESSAGE)
 
+    def _put(self, new_files: dict[str, bytes], ref: GitRef | None, head: _Head | None, message: str) -> str:
+        """Commit `new_files` (every data file) on top of `head` with a new manifest (and a seal bound to
+        `head` when there is a key), then move the branch from `head` to it: the compare-and-swap."""
+        new_files = {**new_files, MANIFEST_FILE: manifest(new_files)}
         old_blobs = head.blobs if head else {}
         changed = sorted(n for n, data in new_files.items() if old_blobs.get(n) != git_blob_sha(data))
         deleted = sorted(n for n in old_blobs if is_data_file(n) and n not in new_files)
         if head is not None and not changed and not deleted:
             return head.commit.sha  # nothing changed: no empty commit
+        if self.key is not None:
+            parent = head.commit.sha if head else ""
+            new_files[SEAL_FILE] = seal_bytes(self.key, SCOPE, parent, new_files[MANIFEST_FILE])
+            changed.append(SEAL_FILE)
 
         try:
             elements = [self._element(name, new_files[name]) for name in changed]
@@ -124,7 +144,7 @@ class GitHubBranchStore:
                 tree = self.repo.create_git_tree(elements, base_tree=head.tree)
             self._check_tree(tree, {name: new_files[name] for name in changed})
             parents = [] if head is None else [head.commit]
-            commit = self.repo.create_git_commit(message or DEFAULT_MESSAGE, tree, parents)
+            commit = self.repo.create_git_commit(message, tree, parents)
         except GithubException as exc:
             raise _failed(exc, f"write the store to branch {self.branch!r}", write=True) from None
         try:  # the compare-and-swap: only this step can lose a race
@@ -147,6 +167,60 @@ class GitHubBranchStore:
         # The created tree lists every entry, so the next write needs no reads of its own.
         self._heads[commit.sha] = _Head(commit, tree, {e.path: e.sha for e in tree.tree if e.type == "blob"})
         return str(commit.sha)
+
+    # --- repair ------------------------------------------------------------------------------------
+
+    def reseal(self, audit: Sequence[Mapping[str, Any]] = ()) -> str:
+        """Accept the files at the branch's head as they are (an intended hand edit pushed to the branch):
+        check that they parse, append `audit`, and commit them with a new manifest and seal."""
+        ref = self._ref()
+        if ref is None:
+            raise StoreError(f"{self.where} does not exist; there is nothing to re-seal")
+        head = self._head(str(ref.object.sha))
+        files = {n: self._blob(sha) for n, sha in head.blobs.items() if is_data_file(n)}
+        if STATE_FILE not in files:
+            raise StoreError(f"{self.where} has no {STATE_FILE}; there is nothing to re-seal")
+        decode({n: sha256(b) for n, b in files.items()}, {n: b for n, b in files.items() if n != AUDIT_FILE},
+               self.where)
+        parse_audit(files.get(AUDIT_FILE, b""), self.where)
+        if audit:
+            files[AUDIT_FILE] = files.get(AUDIT_FILE, b"") + audit_lines(audit)
+        return self._put(files, ref, head, "gitops-flags: re-seal the store (hand edit accepted)")
+
+    def repair(self, audit: Sequence[Mapping[str, Any]] = ()) -> Repaired:
+        """When the head does not verify: commit again, on top of it, the files of the newest commit in the
+        branch's first-parent history whose seal does (needs the key), with `audit` appended."""
+        require_key(self.key, self.where)
+        ref = self._ref()
+        if ref is None:
+            return Repaired(None)
+        sha: str | None = str(ref.object.sha)
+        try:
+            self._load(str(sha))
+            return Repaired(None)
+        except StoreCorrupt as exc:
+            problem = str(exc)
+        head = self._heads[str(sha)]
+        for _ in range(REPAIR_DEPTH):
+            parents = self._heads[str(sha)].commit.parents
+            if not parents:
+                break
+            sha = str(parents[0].sha)
+            try:
+                self._load(sha)
+            except StoreCorrupt:
+                continue
+            good = self._heads[sha]
+            files = {n: self._blob(b) for n, b in good.blobs.items() if is_data_file(n)}
+            if audit:
+                files[AUDIT_FILE] = files.get(AUDIT_FILE, b"") + audit_lines(audit)
+            message = f"gitops-flags: repair the store (restore {sha[:12]})"
+            version = self._put(files, ref, head, message)
+            return Repaired(version, f"commit {sha[:12]} of {self.where}", problem)
+        raise StoreError(
+            f"{self.where} fails its seal ({problem}), and none of the {REPAIR_DEPTH} commits before it "
+            "verifies either; restore the branch from a known good commit by hand (then re-seal)"
+        )
 
     def append_audit(self, records: Sequence[Mapping[str, Any]], expected_version: str | None) -> str:
         snap = self.read()
@@ -185,7 +259,7 @@ class GitHubBranchStore:
             raise _failed(exc, f"read branch {self.branch!r} of the store", write=False) from None
         return ref
 
-    def _load(self, sha: str) -> tuple[StoreSnapshot, dict[str, str]]:
+    def _head(self, sha: str) -> _Head:
         head = self._heads.get(sha)
         if head is None:
             try:
@@ -195,6 +269,10 @@ class GitHubBranchStore:
                 raise _failed(exc, f"read commit {sha[:12]} of the store", write=False) from None
             blobs = {e.path: e.sha for e in tree.tree if e.type == "blob"}
             head = self._heads[sha] = _Head(commit, tree, blobs)
+        return head
+
+    def _load(self, sha: str) -> tuple[StoreSnapshot, dict[str, str]]:
+        head = self._head(sha)
         present = sorted(head.blobs)
         if MANIFEST_FILE not in head.blobs:
             strays = [n for n in present if is_data_file(n)]
@@ -204,11 +282,15 @@ class GitHubBranchStore:
                     "gitops-flags; point the store at another branch, or restore the manifest"
                 )
             return StoreSnapshot(StoreState(), {}, sha), {}  # a branch with no store files yet
-        entries = parse_manifest(self._blob(head.blobs[MANIFEST_FILE]), self.where)
+        raw = self._blob(head.blobs[MANIFEST_FILE])
+        entries = parse_manifest(raw, self.where)
         check_listing(entries, present, self.where)
         files = {n: self._blob(head.blobs[n]) for n in entries if n != AUDIT_FILE}
+        seal_raw = self._blob(head.blobs[SEAL_FILE]) if SEAL_FILE in head.blobs else None
+        parents = head.commit.parents
+        status = check(self.key, seal_raw, SCOPE, str(parents[0].sha) if parents else "", raw, self.where)
         state, documents = decode(entries, files, self.where)
-        return StoreSnapshot(state, documents, sha), entries
+        return StoreSnapshot(state, documents, sha, status), entries
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blob_data:

@@ -24,7 +24,8 @@ the store's version, state, the flagd documents as written, and the audit log. A
 3. record that version as applied.
 
 A crash between 1 and 3 leaves the version marked not applied; the next read or write finishes step 2
-first (as the file store replays its journal). Reconciling compares with what the storage holds, so it
+first (as the file store replays its journal), once the stored version checks out (and, with a key, its
+seal). Reconciling compares with what the storage holds, so it
 also puts back a managed flag edited by hand, and a re-run that changes nothing writes nothing.
 
 litestar-flags is asynchronous and the Store protocol is not: each call runs one `asyncio.run`, opening
@@ -52,6 +53,8 @@ from pydantic import ValidationError
 
 from .base import (
     ConflictError,
+    Repaired,
+    SealStatus,
     StoreCorrupt,
     StoreError,
     StoreSnapshot,
@@ -59,6 +62,7 @@ from .base import (
     doc_file,
     parse_audit,
 )
+from .seal import SealKey, StoreTampered, check, refuse_unkeyed_write, require_key, seal_bytes
 from .state import StoreState
 
 
@@ -88,6 +92,7 @@ SCHEME = "litestar-flags"
 ENVIRONMENT = "{environment}"
 DEFAULT_FLAG_PREFIX = "feature_flags:{environment}:"
 DEFAULT_STATE_PREFIX = "gitops_flags:"
+SCOPE = "litestar-flags"
 STATE_DATABASE = "_gitops"  # `{environment}` of the database holding the state (no environment starts with _)
 LEASE_SECONDS = 300.0
 WAIT_SECONDS = 60.0
@@ -420,6 +425,7 @@ class Meta:
     audit_head: str
     applied: str | None = None
     managed: dict[str, list[str]] = field(default_factory=dict)
+    seal: str = ""  # store.seal's JSON text; empty when unsealed
 
 
 class Flags(Protocol):
@@ -456,10 +462,11 @@ class Backend(Protocol):
 class LitestarFlagsStore:
     """A Store (see base.Store) applying flagd documents to litestar-flags storage."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, key: SealKey | None = None) -> None:
         _require_extra()
         self.backend = backend
         self.where = backend.where
+        self.key = key
         self._drift_checked = False  # the first read of each store (each command) reports drift
 
     # --- the Store protocol --------------------------------------------------------------------------
@@ -482,16 +489,41 @@ class LitestarFlagsStore:
         self._locations(documents)
         state_text = canonical_json(state.model_dump(mode="json")).decode()
         documents_text = canonical_json(documents).decode()
-        lines = [json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for r in audit]
-        return self._run(self._write(state_text, documents_text, expected_version, lines))
+        return self._run(self._write(state_text, documents_text, expected_version, _lines(audit)))
 
     def append_audit(self, records: Sequence[Mapping[str, Any]], expected_version: str | None) -> str:
         current = self.read()
         return self.write(current.state, current.documents, expected_version, records)
 
     def read_audit(self) -> list[dict[str, Any]]:
-        lines = self._run(self._with_connection(lambda c: c.audit()))
+        lines = self._run(self._with_connection(self._audit))
         return parse_audit("".join(line + "\n" for line in lines).encode(), self.where)
+
+    def reseal(self, audit: Sequence[Mapping[str, Any]] = ()) -> str:
+        """Accept the stored state, documents and audit log as they are (an intended hand edit): check that
+        they parse, append `audit`, and commit them with a new version (and seal, with a key)."""
+        return self._run(self._reseal(_lines(audit)))
+
+    def repair(self, audit: Sequence[Mapping[str, Any]] = ()) -> Repaired:
+        """litestar-flags storage keeps no history, so only what is beside the seal can be repaired: when the
+        sealed state verifies, flags edited in storage are put back to the sealed documents. When the state
+        itself fails its seal, there is no sealed copy to restore: this says to restore a backup."""
+        require_key(self.key, self.where)
+        try:
+            snapshot = self.read()
+        except StoreCorrupt as exc:
+            raise StoreError(
+                f"{exc}. litestar-flags storage keeps no earlier versions, so nothing sealed can be restored "
+                "from it: restore the Redis or database from its backup, then run `gitops-flags apply "
+                "--repair` again (it checks the restored copy's seal)"
+            ) from None
+        put_back = self.reconcile()
+        if not put_back:
+            return Repaired(None)
+        problem = "; ".join(f"{e}: {', '.join(p.update + p.create + p.delete)}" for e, p in put_back.items())
+        version = self.append_audit(audit, snapshot.version) if audit else snapshot.version
+        return Repaired(version, "the sealed flagd documents (flags put back in litestar-flags storage)",
+                        f"flags changed in storage outside gitops-flags: {problem}")
 
     # --- beyond the protocol -------------------------------------------------------------------------
 
@@ -510,9 +542,11 @@ class LitestarFlagsStore:
     async def _read(self) -> StoreSnapshot:
         async with self.backend.connect() as conn:
             meta = await conn.load()
+            status = self._verify(meta)  # before anything is built on it
             if meta is not None and meta.applied != meta.version:
                 async with conn.lock():  # an interrupted write: finish it first
                     meta = await conn.load()
+                    status = self._verify(meta)
                     if meta is not None and meta.applied != meta.version:
                         await self._reconcile(conn, meta)
             if meta is None:
@@ -520,27 +554,68 @@ class LitestarFlagsStore:
             if not self._drift_checked:
                 self._drift_checked = True
                 _warn_drift(self.where, await self._drift(conn))
-            return self._snapshot(meta)
+            return self._snapshot(meta, status)
 
     async def _write(self, state_text: str, documents_text: str, expected: str | None,
-                     lines: list[str]) -> str:
+                     lines: list[str], *, trust: bool = False) -> str:
+        """Commit, then reconcile storage. `trust`: take the current meta as it is (a re-seal)."""
         async with self.backend.connect() as conn, conn.lock():
             meta = await conn.load()
-            if meta is not None and meta.applied != meta.version:
-                await self._reconcile(conn, meta)  # finish an interrupted write first
-                meta = await conn.load()
+            if not trust:
+                refuse_unkeyed_write(self._verify(meta), self.where)
+                if meta is not None and meta.applied != meta.version:
+                    await self._reconcile(conn, meta)  # finish an interrupted write first
+                    meta = await conn.load()
             current = meta.version if meta else None
             if current != expected:
                 raise ConflictError(_moved(self.where, expected, current))
-            head = chain_audit(meta.audit_head if meta else "", lines)
+            base = meta.audit_head if meta else ""
+            if meta is not None and self.key is not None and (trust or not meta.seal):
+                base = chain_audit("", await conn.audit())  # the first seal covers the whole log
+            head = chain_audit(base, lines)
             version = version_of(state_text, documents_text, head)
-            if meta is not None and version == meta.version:
+            if meta is not None and version == meta.version and not trust:
                 return version  # nothing changed: write nothing
+            seal = ""
+            if self.key is not None:
+                body = _sealed_text(state_text, documents_text, head)
+                seal = seal_bytes(self.key, SCOPE, "", body).decode()
             new = Meta(version, state_text, documents_text, head, meta.applied if meta else None,
-                       meta.managed if meta else {})
+                       meta.managed if meta else {}, seal)
             await conn.commit(current, new, lines)
             await self._reconcile(conn, new)
             return version
+
+    async def _reseal(self, lines: list[str]) -> str:
+        async with self.backend.connect() as conn:
+            meta = await conn.load()
+        if meta is None:
+            raise StoreError(f"{self.where} is empty; there is nothing to re-seal")
+        self._snapshot(meta, "unsealed")  # the state and documents must still parse
+        for environment, document in self._documents(meta).items():
+            environment_specs(document, environment)
+        return await self._write(meta.state, meta.documents, meta.version, lines, trust=True)
+
+    async def _audit(self, conn: Connection) -> list[str]:
+        """The audit lines; with a key, checked against the sealed chain head."""
+        lines = await conn.audit()
+        if self.key is not None:
+            meta = await conn.load()
+            sealed = self._verify(meta) == "verified" and meta is not None
+            if sealed and meta is not None and chain_audit("", lines) != meta.audit_head:
+                raise StoreTampered(f"{self.where}: the audit log does not match its sealed head: lines were "
+                                    "changed, added or removed outside gitops-flags")
+        return lines
+
+    def _verify(self, meta: Meta | None) -> SealStatus:
+        """The stored version must be the hash of what is stored, and, with a key, the seal must verify."""
+        if meta is None:
+            return "unsealed"
+        if version_of(meta.state, meta.documents, meta.audit_head) != meta.version:
+            raise StoreTampered(f"{self.where}: the stored state or documents do not match the stored "
+                                "version: they were changed outside gitops-flags")
+        body = _sealed_text(meta.state, meta.documents, meta.audit_head)
+        return check(self.key, meta.seal.encode() if meta.seal else None, SCOPE, "", body, self.where)
 
     async def _reconcile(self, conn: Connection, meta: Meta) -> None:
         for location, _, wanted, managed in self._targets(meta):
@@ -617,13 +692,13 @@ class LitestarFlagsStore:
             raise StoreCorrupt(f"{self.where}: the stored flagd documents are not an object")
         return documents
 
-    def _snapshot(self, meta: Meta) -> StoreSnapshot:
+    def _snapshot(self, meta: Meta, status: SealStatus) -> StoreSnapshot:
         try:
             state = StoreState.model_validate_json(meta.state)
         except ValidationError as exc:
             raise StoreCorrupt(f"{self.where}: the stored state is not a valid store state: "
                                f"{exc.errors()[0]['msg']}") from None
-        return StoreSnapshot(state, self._documents(meta), meta.version)
+        return StoreSnapshot(state, self._documents(meta), meta.version, status)
 
     def _run(self, coroutine: Awaitable[T]) -> T:
         try:
@@ -678,20 +753,30 @@ def _moved(where: str, expected: str | None, found: str | None) -> str:
 
 
 def chain_audit(head: str, lines: Sequence[str]) -> str:
-    """A running hash of the audit log, so that appending lines alone gives a new version."""
-    if not lines:
-        return head
-    return hashlib.sha256((head + "".join(line + "\n" for line in lines)).encode()).hexdigest()
+    """A running hash of the audit log, one link per line, so that appending lines alone gives a new version
+    and the whole log can be checked against the head (a store written before this chained per write, so
+    its head is recomputed from the log when it is first sealed)."""
+    for line in lines:
+        head = hashlib.sha256((head + line + "\n").encode()).hexdigest()
+    return head
 
 
 def version_of(state_text: str, documents_text: str, audit_head: str) -> str:
-    return hashlib.sha256("\n".join((state_text, documents_text, audit_head)).encode()).hexdigest()
+    return hashlib.sha256(_sealed_text(state_text, documents_text, audit_head)).hexdigest()
+
+
+def _sealed_text(state_text: str, documents_text: str, audit_head: str) -> bytes:
+    return "\n".join((state_text, documents_text, audit_head)).encode()
+
+
+def _lines(audit: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for r in audit]
 
 
 def _meta_fields(meta: Meta) -> dict[str, str]:
     """Meta as named strings, the way the Redis and database backends keep it."""
     return {"version": meta.version, "state": meta.state, "documents": meta.documents,
-            "audit_head": meta.audit_head}
+            "audit_head": meta.audit_head, "seal": meta.seal}
 
 
 def _meta_from(values: Mapping[str, str | None], where: str) -> Meta | None:
@@ -707,7 +792,7 @@ def _meta_from(values: Mapping[str, str | None], where: str) -> Meta | None:
     except ValueError:
         raise StoreCorrupt(f"{where}: the list of managed flags is not JSON") from None
     return Meta(version, str(values["state"]), str(values["documents"]), str(values["audit_head"]),
-                values.get("applied"), managed)
+                values.get("applied"), managed, values.get("seal") or "")
 
 
 # --- litestar-flags storage through its StorageBackend API (memory, Redis) -----------------------------
@@ -829,12 +914,12 @@ class _MemoryConnection:
 class RedisBackend:
     """Flags under `prefix` (a template with {environment}), state under `state_prefix`:
 
-    <state_prefix>version, applied, state, documents, managed, audit_head   strings
+    <state_prefix>version, applied, state, documents, managed, audit_head, seal   strings
     <state_prefix>audit                                                     a list, one JSON line each
     <state_prefix>lock                                                      the write lease (redis-py Lock)
     """
 
-    FIELDS = ("version", "applied", "state", "documents", "managed", "audit_head")
+    FIELDS = ("version", "applied", "state", "documents", "managed", "audit_head", "seal")
 
     def __init__(self, url: str, prefix: str = DEFAULT_FLAG_PREFIX, state_prefix: str = DEFAULT_STATE_PREFIX,
                  lease_seconds: float = LEASE_SECONDS, wait_seconds: float = WAIT_SECONDS) -> None:
@@ -1147,14 +1232,14 @@ class DatabaseFlags(StorageFlags):
 # --- URLs -----------------------------------------------------------------------------------------------
 
 
-def open_litestar_store(location: str) -> LitestarFlagsStore:
+def open_litestar_store(location: str, key: SealKey | None = None) -> LitestarFlagsStore:
     """The store for `litestar-flags:<location>` (the part after the scheme), see the module docstring.
 
     Redis URLs take two extra query parameters, removed before connecting: `prefix` (default
     `feature_flags:{environment}:`) and `state_prefix` (default `gitops_flags:`)."""
     _require_extra()
     if location == "memory" or location.startswith("memory:"):
-        return LitestarFlagsStore(MemoryBackend(location.partition(":")[2]))
+        return LitestarFlagsStore(MemoryBackend(location.partition(":")[2]), key)
     scheme = location.partition(":")[0].lower()
     if scheme in ("redis", "rediss", "unix"):
         parts = urlsplit(location)
@@ -1162,9 +1247,9 @@ def open_litestar_store(location: str) -> LitestarFlagsStore:
         options = {k: v for k, v in query if k in ("prefix", "state_prefix")}
         url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in options])))
         return LitestarFlagsStore(RedisBackend(url, options.get("prefix", DEFAULT_FLAG_PREFIX),
-                                               options.get("state_prefix", DEFAULT_STATE_PREFIX)))
+                                               options.get("state_prefix", DEFAULT_STATE_PREFIX)), key)
     if "://" in location:
-        return LitestarFlagsStore(DatabaseBackend(location))
+        return LitestarFlagsStore(DatabaseBackend(location), key)
     raise StoreError(
         f"store URL {SCHEME}:{location!r} names no litestar-flags storage; use "
         f"{SCHEME}:redis://HOST:PORT/DB, {SCHEME}:sqlite+aiosqlite:///PATH/{ENVIRONMENT}.db, "
