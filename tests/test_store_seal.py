@@ -316,3 +316,45 @@ def test_litestar_sqlite_keeps_the_seal_and_refuses_an_sql_edit(tmp_path: Path) 
         open_litestar_store(url, KEY).read()
     open_litestar_store(url, KEY).reseal([{"event": "store_resealed"}])  # an intended edit, then
     assert open_litestar_store(url, KEY).read().state.applied_commit == "evil"
+
+
+# --- a store in a separate repository --------------------------------------------------------------------
+
+
+def test_branch_location_and_the_policys_repository() -> None:
+    from gitops_flags.model import StoreConfig
+    from gitops_flags.store import branch_location, store_url
+
+    assert branch_location("flag-store") == (None, "flag-store")
+    assert branch_location("acme/flag-store:stores/prod") == ("acme/flag-store", "stores/prod")
+    for bad in ("acme:main", "a/b/c:main", "acme/flag-store:", "/x:main"):
+        with pytest.raises(StoreError, match=r"is neither BRANCH nor OWNER/NAME:BRANCH"):
+            branch_location(bad)
+    config = StoreConfig(type="github-branch", repository="acme/flag-store", branch="main")
+    assert store_url(config) == "github-branch:acme/flag-store:main"
+    with pytest.raises(ValueError, match=r"repository"):
+        StoreConfig(type="github-branch", repository="not a repo")
+
+
+def test_a_store_in_another_repository_is_written_with_the_store_token(
+    fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gitops_flags.actions_env import ActionsEnv
+    from gitops_flags.commands.apply import default_store_opener
+
+    # The workflow runs in acme/flags; the store lives in octocat/Hello-World (the fake's repository).
+    env = ActionsEnv(in_actions=True, repository="acme/flags", token="workflow-token")
+    monkeypatch.setenv("GITOPS_FLAGS_STORE_TOKEN", "store-app-token")
+    monkeypatch.setenv(KEY_ENV, "s" * 40)
+    monkeypatch.setenv("GITOPS_FLAGS_WRITE_PAUSE", "0")
+    store = default_store_opener("github-branch:octocat/Hello-World:flag-store", env)
+    assert store.where == "github-branch:octocat/Hello-World:flag-store"
+    store.write(StoreState(applied_commit="c1"), {"production": doc()}, None)
+    assert store.read().seal == "verified" and SEAL_FILE in fake.files("flag-store")
+    sent = {c.request.headers.get("Authorization") for c in fake.rsps.calls}
+    assert sent == {"token store-app-token"}  # never the workflow's own token
+    assert all("/repos/octocat/Hello-World/" in str(c.request.url) for c in fake.rsps.calls)
+
+    monkeypatch.delenv("GITOPS_FLAGS_STORE_TOKEN")  # without it: GITHUB_TOKEN, and a note saying why not
+    default_store_opener("github-branch:octocat/Hello-World:flag-store", env)
+    assert "in another repository and GITOPS_FLAGS_STORE_TOKEN is not set" in capsys.readouterr().err
