@@ -424,6 +424,7 @@ def _states(
                 reason=reasons[f.step.id],
                 awaited=f.awaited if state == "pending" else (),
                 approvals=f.step.approvals,
+                after=tuple(f.step.after),
             )
         )
     return tuple(results)

@@ -17,9 +17,13 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
+from . import mermaid
+from .changes import Change
+from .model import HttpHealthCheck, RolloutPlan
 from .problems import Problem
 from .result import ChangeResult, Evaluation, StepResult
 
@@ -361,56 +365,264 @@ def _change_delta(ident: str, old: Any, new: Any) -> list[str]:
 
 
 # --- the comment and the job summary --------------------------------------------------------------------
+#
+# Layout, top to bottom: the verdict and whom it waits for (the only @mentions), what changed since the last
+# run, one summary table (a row per change still open: change, verdict, next step, who can act next), the
+# approved changes folded, problems, notes, a Mermaid picture per distinct workflow state, each rollout plan
+# in words and as a gantt chart, then per-change details. Everything after the summary table degrades: when
+# the comment would pass GitHub's limit, later items are left out with a count and a pointer to the job
+# summary, which holds the whole report.
 
 
-def _step_row(step: StepResult) -> str:
-    icon = STEP_ICON.get(step.state, "")
-    by = ", ".join(escape_md(a, 60) for a in step.approved_by)
-    if step.approvals > 1:
-        by = f"{by} ({len(step.approved_by)}/{step.approvals})".strip()
-    wanted = ", ".join(mention(w) for w in step.awaited) if step.state == "pending" else ""
-    cells = [f"{icon} {step.state}", code(step.id), escape_md(step.role, 100), by, wanted,
-             escape_md(step.reason, 300)]
+def target(c: Change) -> str:
+    """The change's kind, key and environment as Markdown code spans."""
+    text = f"{c.kind} {code(c.key, 80)}"
+    return text + f" · {code(c.environment, 40)}" if c.environment else text
+
+
+def toggle_direction(c: Change) -> str | None:
+    """"on" or "off" when the change switches the flag on or off in its environment, else None."""
+    before = c.before.get("enabled") if isinstance(c.before, dict) else None
+    after = c.after.get("enabled") if isinstance(c.after, dict) else None
+    if isinstance(before, bool) and isinstance(after, bool) and before != after:
+        return "on" if after else "off"
+    return None
+
+
+def _what(c: Change, limit: int = 90) -> str:
+    """What the change does, short (Markdown): the way a toggle goes, else its type and summary."""
+    direction = toggle_direction(c)
+    turn = ("turns **on**" if direction == "on" else "turns **off** (kill switch)") if direction else ""
+    if c.change_type == "toggle" and turn:
+        text = turn
+    else:
+        text = escape_md(c.change_type, 20)
+        if c.summary:
+            summary = c.summary.removeprefix(f"{c.change_type} ")  # "rollout: rollout started" reads twice
+            text += ": " + escape_md(summary, limit)
+        if turn and c.change_type != "delete":
+            text += f"; {turn}"
+    return text + (" · **breaking**" if c.breaking else "")
+
+
+def _name(who: str) -> str:
+    """A login or team named without notifying it (mentions are made once, in the header)."""
+    return escape_md(who.strip().lstrip("@"), 60)
+
+
+def _need(s: StepResult) -> str:
+    text = code(s.id, 40) + (f" ({escape_md(s.role, 40)})" if s.role != s.id else "")
+    if s.approvals > 1:
+        text += f" {len(s.approved_by)} of {s.approvals}"
+    return text
+
+
+def next_step(result: ChangeResult) -> tuple[str, str]:
+    """(the next step, who can act next) for one change, as Markdown for table cells."""
+    v = result.verdict
+    if v == "approved":
+        return "merge; `apply` ships it", "PR author"
+    if v == "pending":
+        pending = [s for s in result.steps if s.state == "pending"]
+        waiting = [s for s in result.steps if s.state == "waiting"]
+        text = "approval: " + ", ".join(_need(s) for s in pending) if pending else "approval"
+        if waiting:
+            more = f" +{len(waiting) - 3}" if len(waiting) > 3 else ""
+            text += "; then " + ", ".join(code(s.id, 40) for s in waiting[:3]) + more
+        names = list(dict.fromkeys(w.strip().lstrip("@") for s in pending for w in s.awaited))
+        if names:
+            who = ", ".join(_name(w) for w in names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
+        else:
+            who = ", ".join(dict.fromkeys(escape_md(s.role, 40) for s in pending)) or "nobody eligible"
+        return text, who
+    if v == "rejected":
+        steps = [code(s.id, 40) for s in result.steps if s.state == "rejected"]
+        return "answer the changes requested" + (f" ({', '.join(steps)})" if steps else ""), "PR author"
+    if v == "invalid":
+        return escape_md(result.reason, 120) if result.reason else "fix the problems below", "PR author"
+    return escape_md(result.reason, 120) if result.reason else "re-run the check", "repository admins"
+
+
+_SUMMARY_HEAD = "| Change | Verdict | Next step | Who can act next |\n|---|---|---|---|"
+_VERDICT_RANK = {v: i for i, v in enumerate(("invalid", "error", "rejected", "pending", "approved"))}
+
+
+def _summary_row(result: ChangeResult) -> str:
+    step, who = next_step(result)
+    cells = [f"{target(result.change)} — {_what(result.change)}",
+             f"{VERDICT_ICON[result.verdict]} {result.verdict}", step, who]
     return "| " + " | ".join(cells) + " |"
 
 
-def _change_section(result: ChangeResult, links: Links | None) -> str:
+def _html_text(text: object, limit: int = 200) -> str:
+    """PR text inside an HTML block (a `<summary>`): HTML-escaped, mentions and references broken."""
+    s = escape_md(text, limit)
+    for ch in _MD_ESCAPED:  # Markdown is not parsed in an HTML block: a backslash would show
+        s = s.replace("\\" + ch, ch)
+    return s.replace("`", "&#96;")
+
+
+def _plain_target(c: Change) -> str:
+    env = f" · {c.environment}" if c.environment else ""
+    return _html_text(f"{c.kind} {c.key}{env}", 140)
+
+
+def _fmt_delay(seconds: int) -> str:
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    return " ".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n) or "0m"
+
+
+def _plan_of(value: Any) -> RolloutPlan | None:
+    raw = value.get("rollout") if isinstance(value, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return RolloutPlan.model_validate(raw)
+    except ValueError:
+        return None
+
+
+def _gate_text(plan: RolloutPlan) -> str:
+    gate = plan.health_check
+    if gate is None:
+        return "No health gate: each stage follows the last on time alone."
+    if isinstance(gate, HttpHealthCheck):
+        text = f"HTTP GET {code(gate.url, 200)} must answer {gate.expect_status}"
+        if gate.json_field:
+            text += f" with {code(gate.json_field, 80)} {escape_md(gate.comparison, 2)} {gate.threshold}"
+    else:
+        text = f"Prometheus {code(gate.query, 300)} {escape_md(gate.comparison, 2)} {gate.threshold}"
+    then = "rolls back to 0%" if plan.on_failure == "rollback" else "pauses the rollout"
+    return f"Gate before every stage after the first: {text}. A failed gate {then}."
+
+
+def rollout_lines(plan: RolloutPlan, previous: RolloutPlan | None = None) -> list[str]:
+    """The rollout plan in words (Markdown bullets): every stage, the delay, the start and the gate."""
+    stages = " → ".join(f"{p}%" for p in plan.percentages())
+    delay = _fmt_delay(plan.delay_seconds())
+    total = _fmt_delay(plan.delay_seconds() * (len(plan.percentages()) - 1))
+    lines = [
+        f"Serves {code(plan.variant, 60)} to {stages} of the users no rule matches.",
+        f"At least {delay} at each stage: the last stage no sooner than {total} after the start.",
+    ]
+    if plan.start_at is not None:
+        at = plan.start_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(f"Starts at {at}, or when `apply` runs after the merge if that is later.")
+    else:
+        lines.append("Starts when `apply` runs after the merge.")
+    if plan.paused:
+        lines.append("**Paused**: holds where it is until a PR sets `paused: false`.")
+    lines.append(_gate_text(plan))
+    if previous is not None:
+        was = " → ".join(f"{p}%" for p in previous.percentages())
+        lines.append(f"Replaces: {code(previous.variant, 60)} to {was}, "
+                     f"{_fmt_delay(previous.delay_seconds())} between stages.")
+    return [f"- {line}" for line in lines]
+
+
+def _is_new_plan(c: Change) -> bool:
+    plan = _plan_of(c.after)
+    return plan is not None and c.change_type != "delete" and (
+        _plan_of(c.before) is None or json.dumps(c.before.get("rollout"), sort_keys=True)
+        != json.dumps(c.after.get("rollout"), sort_keys=True))
+
+
+def _listed_targets(changes: Sequence[Change], limit: int = 5) -> str:
+    shown = ", ".join(target(c) for c in changes[:limit])
+    return shown + (f" and {len(changes) - limit} more" if len(changes) > limit else "")
+
+
+def _workflow_items(results: Sequence[ChangeResult]) -> list[str]:
+    """One Mermaid flowchart per distinct (workflow, step states) among the open multi-step changes."""
+    groups: dict[tuple[Any, ...], list[ChangeResult]] = {}
+    for r in results:
+        if len(r.steps) > 1:
+            sig = (r.workflow, tuple((s.id, s.role, s.state, s.approved_by, s.approvals, s.after)
+                                     for s in r.steps))
+            groups.setdefault(sig, []).append(r)
+    items = []
+    for members in groups.values():
+        first = members[0]
+        name = code(first.workflow or "workflow", 60)
+        title = f"**{name}** for {_listed_targets([m.change for m in members])}"
+        items.append(f"{title}\n\n{mermaid.fence(mermaid.workflow_flowchart(first.steps))}")
+    return items
+
+
+def _rollout_items(results: Sequence[ChangeResult]) -> list[str]:
+    """Each new or changed rollout plan in words and as a gantt chart (one per distinct plan)."""
+    groups: dict[tuple[str, str], list[Change]] = {}
+    for r in results:
+        c = r.change
+        if c.kind == "flag" and _is_new_plan(c):
+            sig = (c.environment or "", json.dumps(c.after.get("rollout"), sort_keys=True))
+            groups.setdefault(sig, []).append(c)
+    items = []
+    for members in groups.values():
+        first = members[0]
+        plan = _plan_of(first.after)
+        assert plan is not None
+        lines = "\n".join(rollout_lines(plan, _plan_of(first.before)))
+        chart = mermaid.fence(mermaid.rollout_gantt(plan, first.key, first.environment or "-"))
+        items.append(f"**{_listed_targets(members)}**\n\n{lines}\n\n{chart}")
+    return items
+
+
+def _step_line(s: StepResult) -> str:
+    text = f"- {STEP_ICON.get(s.state, '')} {code(s.id, 60)} ({escape_md(s.role, 60)}): {s.state}"
+    if s.approved_by:
+        text += " — approved by " + ", ".join(escape_md(a, 60) for a in s.approved_by)
+        if s.approvals > 1:
+            text += f" ({len(s.approved_by)} of {s.approvals})"
+    if s.state == "pending" and s.awaited:
+        text += " — can approve: " + ", ".join(_name(w) for w in s.awaited[:10])
+        text += f" and {len(s.awaited) - 10} more" if len(s.awaited) > 10 else ""
+    if s.reason:
+        text += f" — {escape_md(s.reason, 300)}"
+    return text
+
+
+def _detail_item(result: ChangeResult, links: Links | None) -> str:
     c = result.change
-    title = f"{c.kind} {code(c.key)}"
-    if c.environment:
-        title += f" · {code(c.environment)}"
-    parts = [f"#### {VERDICT_ICON[result.verdict]} {title} — {escape_md(c.change_type, 40)}"]
+    summary = (f"{VERDICT_ICON[result.verdict]} {_plain_target(c)} — {_html_text(c.change_type, 20)}, "
+               f"{result.verdict}")
     facts = [escape_md(c.summary, 300)] if c.summary else []
-    if c.breaking:
-        facts.append("**breaking**")
     if result.workflow:
         facts.append(f"workflow {code(result.workflow)}")
     at_head = c.change_type not in ("delete", "schema_delete")
     facts.append(_file_link(c.path, None, links if at_head else None))
-    parts.append(" · ".join(facts))
+    body = [" · ".join(facts)]
     if result.reason:
-        parts.append(f"> {escape_md(result.reason, 500)}")
+        body.append(f"> {escape_md(result.reason, 500)}")
     if result.steps:
-        table = ["| State | Step | Role | Approved by | Awaited | Note |", "|---|---|---|---|---|---|"]
-        table.extend(_step_row(s) for s in result.steps)
-        parts.append("\n".join(table))
-    return "\n\n".join(parts)
+        body.append("\n".join(_step_line(s) for s in result.steps))
+    return f"<details><summary>{summary}</summary>\n\n" + "\n\n".join(body) + "\n\n</details>"
 
 
-def _problem_table(problems: Sequence[Problem], links: Links | None, rows: int | None) -> str:
-    shown = problems if rows is None else problems[:rows]
-    table = ["| | Location | Problem |", "|---|---|---|"]
-    for p in shown:
+def _problem_rows(problems: Sequence[Problem], links: Links | None) -> list[str]:
+    rows = []
+    for p in problems:
         where = _file_link(p.file, p.line, links, p.location()) if p.file else ""
-        table.append(f"| {SEVERITY_ICON.get(p.severity, '')} | {where} | {escape_md(p.message, 1000)} "
-                     f"({escape_md(p.title, 60)}) |")
-    text = "\n".join(table)
-    if len(shown) < len(problems):
-        text += f"\n\n… and {len(problems) - len(shown)} more problems in the job summary."
-    return f"### Problems ({len(problems)})\n\n{text}"
+        rows.append(f"| {SEVERITY_ICON.get(p.severity, '')} | {where} | {escape_md(p.message, 1000)} "
+                    f"({escape_md(p.title, 60)}) |")
+    return rows
 
 
-def _head(evaluation: Evaluation, links: Links | None) -> list[str]:
+@dataclass(frozen=True)
+class _Section:
+    """Items shown while they fit; the rest counted in one line."""
+
+    prefix: str
+    items: Sequence[str]
+    noun: str  # "changes", "problems", ... for the count of what was left out
+    joiner: str = "\n\n"
+    suffix: str = ""
+    cap: int | None = None  # at most this many items, even when more fit
+
+
+def _head(evaluation: Evaluation) -> list[str]:
     v = evaluation.verdict
     parts = [f"## {VERDICT_ICON[v]} gitops-flags: {v}", f"**{headline(evaluation)}**"]
     if evaluation.message:
@@ -419,18 +631,65 @@ def _head(evaluation: Evaluation, links: Links | None) -> list[str]:
     if who:
         more = len(who) - MENTIONS_IN_HEADER
         parts.append("**Awaiting:** " + ", ".join(mention(w) for w in who[:MENTIONS_IN_HEADER])
-                     + (f" and {more} more (see the changes)" if more > 0 else ""))
+                     + (f" and {more} more (named in the table)" if more > 0 else ""))
     return parts
 
 
-def _notes(evaluation: Evaluation, limit: int | None) -> str | None:
-    if not evaluation.warnings:
-        return None
-    shown = evaluation.warnings if limit is None else evaluation.warnings[:limit]
-    text = "\n".join(f"- {escape_md(w, 500)}" for w in shown)
-    if len(shown) < len(evaluation.warnings):
-        text += f"\n- … and {len(evaluation.warnings) - len(shown)} more notes in the job summary"
-    return f"### Notes\n\n{text}"
+def _sections(evaluation: Evaluation, links: Links | None, full: bool) -> list[_Section]:
+    ordered = sorted(evaluation.changes, key=lambda r: _VERDICT_RANK.get(r.verdict, 0))
+    open_ = [r for r in ordered if r.verdict != "approved"]
+    done = [r for r in ordered if r.verdict == "approved"]
+    sections = []
+    if open_:
+        sections.append(_Section(_SUMMARY_HEAD + "\n", [_summary_row(r) for r in open_], "changes", "\n"))
+    if done:
+        fold = (f"<details><summary>✅ {_plural(len(done), 'approved change')}</summary>\n\n"
+                + _SUMMARY_HEAD + "\n")
+        sections.append(_Section(fold, [_summary_row(r) for r in done], "approved changes", "\n",
+                                 "\n\n</details>"))
+    if evaluation.problems:
+        table = f"### Problems ({len(evaluation.problems)})\n\n| | Location | Problem |\n|---|---|---|\n"
+        sections.append(_Section(table,
+                                 _problem_rows(evaluation.problems, links), "problems", "\n",
+                                 cap=None if full else COMMENT_PROBLEM_ROWS))
+    if evaluation.warnings:
+        sections.append(_Section("### Notes\n\n", [f"- {escape_md(w, 500)}" for w in evaluation.warnings],
+                                 "notes", "\n", cap=None if full else 20))
+    workflows = _workflow_items(open_)
+    if workflows:
+        sections.append(_Section("### Approval workflows\n\n", workflows, "workflow pictures"))
+    rollouts = _rollout_items(ordered)
+    if rollouts:
+        sections.append(_Section("### Rollouts\n\n", rollouts, "rollout plans"))
+    sections.append(_Section("### Details\n\n", [_detail_item(r, links) for r in ordered], "change details"))
+    return [s for s in sections if s.items]
+
+
+def _compose(head: list[str], sections: list[_Section], footer: str, limit: int | None, where: str) -> str:
+    """Head, then each section's items while they fit under `limit`, a count of the rest, the footer."""
+    parts = list(head)
+    reserve = 300 * (len(sections) + 1)  # the count lines and a margin
+    used = sum(len(p) + 2 for p in parts) + len(footer) + 2
+    full = False
+    for section in sections:
+        items = section.items if section.cap is None else section.items[: section.cap]
+        shown: list[str] = []
+        cost = len(section.prefix) + len(section.suffix) + 2
+        for item in items if not full else ():
+            if limit is not None and used + cost + len(item) + len(section.joiner) + reserve > limit:
+                full = True
+                break
+            shown.append(item)
+            cost += len(item) + len(section.joiner)
+        left = len(section.items) - len(shown)
+        if shown:
+            parts.append(section.prefix + section.joiner.join(shown) + section.suffix)
+            used += cost
+        if left:
+            note = f"… and {left} more {section.noun} (of {len(section.items)}) in {where}"
+            parts.append(note + (": GitHub limits a comment to 65,536 characters." if full else "."))
+    parts.append(footer)
+    return "\n\n".join(parts) + "\n"
 
 
 def _footer(links: Links | None) -> str:
@@ -446,39 +705,17 @@ def _footer(links: Links | None) -> str:
 def comment_markdown(
     evaluation: Evaluation, *, previous: dict[str, Any] | None = None, links: Links | None = None
 ) -> str:
-    """The sticky PR comment, at most 65,536 characters. When the changes do not all fit, the comment
-    says how many it shows and points at the job summary, which holds the full report."""
+    """The sticky PR comment, at most 65,536 characters. The summary table comes first and is kept; what
+    does not fit after it is counted and left to the job summary, which holds the full report."""
     state = digest(evaluation, links)
-    parts = [MARKER, f"<!-- gitops-flags:digest v1.{_encode(state)} -->", *_head(evaluation, links)]
+    head = [MARKER, f"<!-- gitops-flags:digest v1.{_encode(state)} -->", *_head(evaluation)]
     if previous is not None:
         lines = since_lines(previous, state) or ["Nothing changed."]
-        parts.append("<details><summary>Since the last evaluation</summary>\n\n"
-                     + "\n".join(f"- {line}" for line in lines) + "\n\n</details>")
-    notes = _notes(evaluation, 20)
-    if notes:
-        parts.append(notes)
-    if evaluation.problems:
-        parts.append(_problem_table(evaluation.problems, links, COMMENT_PROBLEM_ROWS))
-    footer = _footer(links)
+        head.append("<details><summary>Since the last evaluation</summary>\n\n"
+                    + "\n".join(f"- {line}" for line in lines) + "\n\n</details>")
     where = f"the [job summary of the workflow run]({links.run_url})" if links and links.run_url else (
         "the job summary of the workflow run")
-    reserve = 600  # the truncation note and the footer
-    used = sum(len(p) + 2 for p in parts) + len(footer)
-    sections = [_change_section(c, links) for c in evaluation.changes]
-    shown: list[str] = []
-    for section in sections:
-        if used + len(section) + 2 + reserve > COMMENT_LIMIT:
-            break
-        shown.append(section)
-        used += len(section) + 2
-    if sections:
-        parts.append("### Changes")
-        parts.extend(shown)
-    if len(shown) < len(sections):
-        parts.append(f"> [!NOTE]\n> This comment shows {len(shown)} of {len(sections)} changes: GitHub "
-                     f"limits a comment to 65,536 characters. The full report is in {where}.")
-    parts.append(footer)
-    body = "\n\n".join(parts) + "\n"
+    body = _compose(head, _sections(evaluation, links, full=False), _footer(links), COMMENT_LIMIT, where)
     if len(body) > COMMENT_LIMIT:  # only when the fixed parts alone are huge
         cut = f"\n\n… cut here: the full report is in {where}.\n"
         kept = body[: COMMENT_LIMIT - len(cut)]
@@ -489,21 +726,12 @@ def comment_markdown(
 
 def job_summary(evaluation: Evaluation, links: Links | None = None) -> str:
     """The full report for `$GITHUB_STEP_SUMMARY` (every change and problem; capped at GitHub's 1 MiB)."""
-    parts = _head(evaluation, links)
-    notes = _notes(evaluation, None)
-    if notes:
-        parts.append(notes)
-    if evaluation.problems:
-        parts.append(_problem_table(evaluation.problems, links, None))
-        left_out = annotations_left_out(evaluation.problems)
-        if left_out:
-            parts.append(f"{left_out} of these problems are not shown as annotations: GitHub shows at most "
-                         f"{ANNOTATIONS_PER_SEVERITY} errors and {ANNOTATIONS_PER_SEVERITY} warnings a step.")
-    if evaluation.changes:
-        parts.append("### Changes")
-        parts.extend(_change_section(c, links) for c in evaluation.changes)
-    parts.append(_footer(links))
-    text = "\n\n".join(parts) + "\n"
+    head = _head(evaluation)
+    left_out = annotations_left_out(evaluation.problems)
+    if left_out:
+        head.append(f"{left_out} of the problems below are not shown as annotations: GitHub shows at most "
+                    f"{ANNOTATIONS_PER_SEVERITY} errors and {ANNOTATIONS_PER_SEVERITY} warnings a step.")
+    text = _compose(head, _sections(evaluation, links, full=True), _footer(links), None, "the log")
     raw = text.encode()
     if len(raw) > SUMMARY_LIMIT_BYTES:
         note = "\n\n… cut here: the report exceeds GitHub's 1 MiB step-summary limit.\n"

@@ -36,6 +36,7 @@ class StepResult:
     reason: str = ""
     awaited: tuple[str, ...] = ()  # who to ask now (logins and org/team), empty unless pending
     approvals: int = 1
+    after: tuple[str, ...] = ()  # ids of the steps this one waits for (the workflow's `after`)
 
     def to_json(self) -> dict[str, Any]:
         return {

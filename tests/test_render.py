@@ -5,11 +5,29 @@ from __future__ import annotations
 import re
 
 import pytest
+from markdown_it import MarkdownIt
 
 from gitops_flags import render
 from gitops_flags.changes import Change
 from gitops_flags.problems import Problem
 from gitops_flags.result import ChangeResult, Evaluation, StepResult
+
+md = MarkdownIt("gfm-like")  # GitHub-flavoured: tables, strikethrough, autolinks
+
+
+def tables(body: str) -> list[list[list[str]]]:
+    """Every table the GFM renderer finds, as rows of cell texts (header first)."""
+    found: list[list[list[str]]] = []
+    tokens = md.parse(body)
+    for i, token in enumerate(tokens):
+        if token.type == "table_open":
+            found.append([])
+        elif token.type == "tr_open":
+            found[-1].append([])
+        elif token.type in ("th_open", "td_open"):
+            found[-1][-1].append(tokens[i + 1].content)
+    return found
+
 
 LINKS = render.Links("https://github.com", "octo-org/flags", "a" * 40, "https://github.com/octo-org/flags/actions/runs/7")
 
@@ -75,17 +93,16 @@ def test_mention_only_well_formed_names() -> None:
 # --- the comment ----------------------------------------------------------------------------------------
 
 
-def test_comment_has_marker_digest_header_table_and_mentions_only_awaited() -> None:
+def test_comment_has_marker_digest_header_and_mentions_only_awaited_once() -> None:
     body = render.comment_markdown(pending_eval(), links=LINKS)
     assert body.startswith(render.MARKER)
     assert render.parse_digest(body) == render.digest(pending_eval(), LINKS)
     assert "gitops-flags: pending" in body
-    assert "| State | Step | Role | Approved by | Awaited | Note |" in body
-    # awaited users and teams are mentioned; the approver is named but not mentioned
-    assert "@acme/qa" in body and "@bob" in body
+    # awaited users and teams are mentioned once, in the header; the approver is named but not mentioned
+    mentions = re.findall(r"(?<![\w&])@([A-Za-z0-9/_-]+)", body)
+    assert sorted(mentions) == ["acme/qa", "bob"]
+    assert next(line for line in body.splitlines() if "@" in line).startswith("**Awaiting:**")
     assert "alice" in body and "@alice" not in body
-    mentions = set(re.findall(r"(?<![\w&])@([A-Za-z0-9/_-]+)", body))
-    assert mentions == {"acme/qa", "bob"}
 
 
 def test_comment_escapes_pr_supplied_strings() -> None:
@@ -98,11 +115,13 @@ def test_comment_escapes_pr_supplied_strings() -> None:
     assert "<img" not in body
     assert "![i]" not in body and "[x](" not in body
     assert "`tick`" not in body
-    # no `|` or newline from the PR split a row: a step row keeps 6 cells, a problem row 3
-    step_rows = [line for line in body.splitlines() if line.startswith("| ⏳")]
-    problem_rows = [line for line in body.splitlines() if line.startswith("| ❌")]
-    assert len(step_rows) == 1 and step_rows[0].count("|") == 7
-    assert len(problem_rows) == 1 and problem_rows[0].count("|") == 4
+    # no `|` or newline from the PR split a row: a summary row keeps 4 cells, a problem row 3
+    html = md.render(body)
+    assert "<img" not in html and "href=\"http://e" not in html
+    summary, problems = tables(body)[:2]
+    assert [len(row) for row in summary] == [4, 4]
+    assert [len(row) for row in problems] == [3, 3]
+    assert "@&#8203;evil &lt;img src=x&gt; &#124; col" in summary[1][0]  # shown, as inert text
 
 
 def test_problems_link_to_the_file_line_at_head() -> None:
@@ -143,24 +162,36 @@ def test_since_lines_survive_a_malformed_previous_digest() -> None:
     assert lines  # it reports differences instead of raising
 
 
-def many_changes(n: int) -> Evaluation:
+def many_changes(n: int, summary: str = "x" * 200) -> Evaluation:
     results = tuple(
-        ChangeResult(change(key=f"flag_{i:04d}", summary="x" * 200), "flag_approval", "pending",
+        ChangeResult(change(key=f"flag_{i:04d}", summary=summary), "flag_approval", "pending",
                      (StepResult("qa", "qa", "pending", awaited=("acme/qa",), reason="r" * 200),))
         for i in range(n)
     )
     return Evaluation("pending", results)
 
 
-def test_long_comment_is_truncated_under_the_limit_with_a_note_and_the_summary_has_everything() -> None:
-    ev = many_changes(600)
+def test_three_hundred_changes_keep_the_whole_summary_and_cut_details_with_a_count() -> None:
+    ev = many_changes(300)
     body = render.comment_markdown(ev, links=LINKS)
     assert len(body) <= render.COMMENT_LIMIT
-    assert "This comment shows" in body and "of 600 changes" in body
-    assert LINKS.run_url in body
+    summary = tables(body)[0]
+    assert len(summary) == 301 and summary[0] == ["Change", "Verdict", "Next step", "Who can act next"]
+    assert [row[0].split()[1].strip("`") for row in summary[1:]] == [f"flag_{i:04d}" for i in range(300)]
+    shown = body.count("<details><summary>⏳")
+    assert 0 < shown < 300
+    assert f"… and {300 - shown} more change details (of 300) in the [job summary" in body
     assert render.parse_digest(body) is not None
-    summary = render.job_summary(ev, LINKS)
-    assert summary.count("#### ") == 600
+    full = render.job_summary(ev, LINKS)
+    assert full.count("<details><summary>⏳") == 300 and "more change details" not in full
+
+
+def test_three_thousand_changes_cut_even_the_summary_with_a_count() -> None:
+    body = render.comment_markdown(many_changes(3000), links=LINKS)
+    assert len(body) <= render.COMMENT_LIMIT
+    rows = len(tables(body)[0]) - 1
+    assert 300 < rows < 3000
+    assert f"… and {3000 - rows} more changes (of 3000)" in body
 
 
 # --- status, annotations, text --------------------------------------------------------------------------
@@ -189,7 +220,7 @@ def test_annotations_escape_like_the_toolkit_and_are_capped_per_severity() -> No
     assert sum(line.startswith("::error") for line in lines) == 10
     assert sum(line.startswith("::warning") for line in lines) == 10
     assert render.annotations_left_out(problems) == 6
-    assert "6 of these problems are not shown as annotations" in render.job_summary(
+    assert "6 of the problems below are not shown as annotations" in render.job_summary(
         Evaluation("invalid", problems=tuple(problems)))
 
 
@@ -248,7 +279,7 @@ def test_three_thousand_changes_with_long_names_fit_one_comment() -> None:
     body = render.comment_markdown(ev, previous=render.digest(pending_eval(), LINKS), links=LINKS)
     assert len(body) <= render.COMMENT_LIMIT
     assert body.startswith(render.MARKER) and render.parse_digest(body) is not None
-    assert "of 3000 changes" in body and LINKS.run_url in body
+    assert "more changes (of 3000)" in body and LINKS.run_url in body
     awaiting = next(line for line in body.splitlines() if line.startswith("**Awaiting:**"))
     assert awaiting.count("@") == render.MENTIONS_IN_HEADER and "and 2951 more" in awaiting
     assert len(render.job_summary(ev, LINKS).encode()) <= render.SUMMARY_LIMIT_BYTES
@@ -260,6 +291,5 @@ def test_a_comment_cut_in_its_fixed_parts_is_cut_between_lines() -> None:
                     warnings=tuple("@y|" * 200 for _ in range(20)), message="@z" * 600)
     body = render.comment_markdown(ev, links=LINKS)
     assert len(body) <= render.COMMENT_LIMIT
-    kept, _, note = body.rpartition("\n\n… cut here")
-    assert note.startswith(": the full report is in the [job summary")
-    assert kept.endswith("|")  # a whole table row: no half entity or half mention
+    assert re.search(r"… and \d+ more problems \(of 60\)", body)  # the rows that fit, then a count
+    assert body.rstrip().endswith("</sub>")

@@ -195,9 +195,9 @@ def steps(body: str) -> dict[str, dict[str, tuple[str, list[str]]]]:
 
 
 def section(body: str, heading: str) -> str:
-    """The comment's section for one change, e.g. heading "flag `dark_mode` · `production`"."""
-    start = body.index(heading)
-    end = body.find("\n#### ", start)
+    """The comment's details for one change, e.g. heading "flag dark_mode · production"."""
+    start = body.index(heading, body.index("### Details"))
+    end = body.find("</details>", start)
     return body[start:] if end < 0 else body[start:end]
 
 
