@@ -48,7 +48,7 @@ from .policy import (
 )
 from .problems import Problem
 from .result import VERDICT_ORDER, ChangeResult, Evaluation, StepResult, StepState, Verdict, worst
-from .snapshot import DECISIVE_STATES, PullSnapshot, Review
+from .snapshot import DECISIVE_STATES, PullSnapshot, Review, normalize_login
 
 NO_CHANGES = "no flag changes"
 
@@ -120,10 +120,10 @@ class Decisions:
 
 
 def decisions(pull: PullSnapshot, allow_author: bool, count_bots: bool) -> Decisions:
-    author = pull.author.lower()
+    author = normalize_login(pull.author)
     latest: dict[str, Review] = {}
     for review in sorted(pull.reviews, key=_review_order):
-        login = review.user.lower()
+        login = normalize_login(review.user)
         if not login or review.state not in DECISIVE_STATES:
             continue
         if (login == author and not allow_author) or (review.is_bot and not count_bots):
@@ -158,6 +158,7 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     rejected_by: list[str] = field(default_factory=list)  # for the one-line message
     _reads: dict[tuple[str, str], bytes | Exception | None] = field(default_factory=dict)
+    _bases: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         options = self.policy.options
@@ -183,31 +184,73 @@ class _Run:
                 self.warn(f"could not read {path} at {sha[:12]}: {exc}")
         return self._reads[key]
 
-    def fresh(self, review: Review, change: Change) -> bool:
-        """Whether an approval still holds for `change` under `stale_approvals`."""
+    def staleness(self, review: Review, change: Change) -> str | None:
+        """Why an approval no longer holds for `change`, or None while it does. An approval approves a
+        change: a (before, after) pair per file, as the reviewer saw it. It holds while the PR's base is
+        the one it was given against (no retarget since) and, per `stale_approvals`, while each file's
+        content at the head (after) and at the merge base with the base branch (before) is the same as at
+        the reviewed commit."""
         assert self.pull is not None
+        changed_at = self.pull.base_changed_at
+        if changed_at is not None and not _submitted_after(review, changed_at):
+            return f"given before the base branch was changed at {changed_at}: it approved another change"
         mode = self.policy.options.stale_approvals
         head = self.pull.head_sha
         if mode == "keep" or review.commit_id == head:
-            return True
-        if mode == "commit" or not review.commit_id:
-            return False
+            return None
+        commit = (review.commit_id or "")[:7]
+        if mode == "commit":
+            return f"given on {commit or 'an unknown commit'}, not the head"
+        if not review.commit_id:
+            return "the review names no commit"
+        then_base, now_base = self.merge_base(review.commit_id), self.merge_base(head)
         for path in change_files(change):
-            then, now = self.read(review.commit_id, path), self.read(head, path)
-            if isinstance(then, Exception) or isinstance(now, Exception) or then != now:
-                return False
-        return True
+            if not self._same(review.commit_id, head, path):
+                return f"files changed since {commit}"
+            if then_base is None or now_base is None:
+                return f"the change it approved at {commit} cannot be reconstructed (merge base unknown)"
+            if not self._same(then_base, now_base, path):
+                return (f"{path} changed on the base since {commit} (merge base {then_base[:7]} → "
+                        f"{now_base[:7]}): the change is not the one approved")
+        return None
+
+    def fresh(self, review: Review, change: Change) -> bool:
+        return self.staleness(review, change) is None
+
+    def _same(self, a: str, b: str, path: str) -> bool:
+        if a == b:
+            return True
+        then, now = self.read(a, path), self.read(b, path)
+        return not isinstance(then, Exception) and not isinstance(now, Exception) and then == now
+
+    def merge_base(self, commit: str) -> str | None:
+        if commit not in self._bases:
+            assert self.pull is not None
+            try:
+                self._bases[commit] = self.pull.merge_base(commit)
+            except Exception as exc:  # an adapter (git, GitHub): unknown, so the approval is void
+                self._bases[commit] = None
+                self.warn(f"could not find the merge base of {commit[:12]}: {exc}")
+        return self._bases[commit]
+
+    def pushed_head(self, login: str) -> bool:
+        """`last_pusher_can_approve: false` and `login` pushed the head (or who did is unknown)."""
+        if self.policy.options.last_pusher_can_approve:
+            return False
+        assert self.pull is not None
+        pushers = self.pull.last_pushers
+        return pushers is None or login in pushers
 
     def member(self, login: str, principal: Principal) -> bool | None:
         """Whether `login` is `principal`; None when a team's members could not be read."""
         if principal.kind == "user":
-            return login == principal.name
+            return login == normalize_login(principal.name)
         if principal.kind == "email" or self.pull is None:
             return False
         lookup = self.pull.team(principal.name)
         if lookup.members is None:
             return None
-        return login in {m.lower() for m in lookup.members}
+        return login in {normalize_login(m) for m in lookup.members}
 
     def holds(self, login: str, principals: Sequence[Principal]) -> bool | None:
         answers = [self.member(login, p) for p in principals]
@@ -318,8 +361,11 @@ def _step_facts(run: _Run, change: Change, step: Step) -> _StepFacts:
             verdict = eligible(login)
             if verdict is None:
                 uncertain.append(review.user)
-            elif verdict and not run.fresh(review, change):
-                notes.append(f"approval by {review.user} is stale ({_staleness(run, review)})")
+            elif verdict and run.pushed_head(login):
+                notes.append(f"approval by {review.user} does not count: they pushed the latest commit "
+                             "(last_pusher_can_approve: false)")
+            elif verdict and (stale := run.staleness(review, change)):
+                notes.append(f"approval by {review.user} is stale ({stale})")
             elif verdict:
                 candidates.append(login)
         if uncertain:
@@ -334,7 +380,7 @@ def _step_facts(run: _Run, change: Change, step: Step) -> _StepFacts:
                 notes.append(f"changes requested by {review.user}, whose team membership is unknown")
                 blocked = True
 
-    author = run.pull.author.lower() if run.pull else ""
+    author = normalize_login(run.pull.author) if run.pull else ""
     awaited = tuple(
         p.request
         for p in role
@@ -528,13 +574,18 @@ def _describe(change: Change) -> str:
     return f"{change.ident()} ({change.change_type}, {change.path})"
 
 
-def _staleness(run: _Run, review: Review) -> str:
-    commit = (review.commit_id or "")[:7]
-    if run.policy.options.stale_approvals == "commit":
-        return f"given on {commit or 'an unknown commit'}, not the head"
-    if not commit:
-        return "the review names no commit"
-    return f"files changed since {commit}"
+def _submitted_after(review: Review, moment: str) -> bool:
+    """Whether the review was submitted strictly after `moment` (unknown times: no)."""
+    try:
+        when = datetime.fromisoformat(review.submitted_at or "")
+        then = datetime.fromisoformat(moment)
+    except (TypeError, ValueError):
+        return False
+    return _aware(when) > _aware(then)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _message(results: Sequence[ChangeResult], stray: Sequence[Problem], rejected_by: Sequence[str]) -> str:

@@ -37,7 +37,7 @@ from .problems import GitopsFlagsError
 from .reconcile import MergedPull
 from .render import MARKER
 from .result import Evaluation
-from .snapshot import DECISIVE_STATES, PullSnapshot, Review, TeamLookup
+from .snapshot import DECISIVE_STATES, PullSnapshot, Review, TeamLookup, normalize_login
 from .tree import Tree
 
 PER_PAGE = 100
@@ -397,6 +397,25 @@ class GitHubClient:
             return []
         return [(str(e.get("path")), str(e.get("type"))) for e in data]
 
+    def issue_events(self, number: int) -> list[dict[str, Any]]:
+        """GET /repos/{repo}/issues/{n}/events, every page: the only endpoint with `base_ref_changed`
+        (the timeline has `head_ref_force_pushed` but not it)."""
+        return self._pages(f"{self._repo}/issues/{number}/events", f"list the events of #{number}",
+                           "pull-requests: read")
+
+    def pull_commits(self, number: int) -> list[dict[str, Any]]:
+        """GET /repos/{repo}/pulls/{n}/commits, every page (GitHub lists at most 250)."""
+        return self._pages(f"{self._repo}/pulls/{number}/commits", f"list the commits of #{number}",
+                           "pull-requests: read")
+
+    def merge_base(self, base: str, head: str) -> str | None:
+        """GET /repos/{repo}/compare/{base}...{head}: `merge_base_commit.sha`."""
+        what = f"compare {base[:12]} with {head[:12]}"
+        _, data = self._call("GET", f"{self._repo}/compare/{base}...{head}", what, "contents: read",
+                             params={"per_page": 1})
+        sha = (data.get("merge_base_commit") or {}).get("sha") if isinstance(data, dict) else None
+        return str(sha) if sha else None
+
     def commit_pulls(self, sha: str) -> list[dict[str, Any]]:
         """GET /repos/{repo}/commits/{sha}/pulls (first page: a commit belongs to few PRs)."""
         _, data = self._call("GET", f"{self._repo}/commits/{sha}/pulls", f"find the PR of commit {sha[:12]}",
@@ -576,6 +595,14 @@ class Trees:
     def read(self, sha: str, path: str) -> bytes | None:
         return self.at(sha).read(path)
 
+    def merge_base(self, base: str, commit: str) -> str | None:
+        """The merge base of two commits: local git when the checkout has both, else the compare API."""
+        if self.checkout is not None and self.is_local(base) and self.is_local(commit):
+            from . import git
+
+            return git.merge_base(self.checkout, base, commit)
+        return self.client.merge_base(base, commit)
+
     def close(self) -> None:
         for tree in self._trees.values():
             close = getattr(tree, "close", None)
@@ -586,15 +613,57 @@ class Trees:
 # --- the evaluation pipeline (shared by `check` and `apply`) ---------------------------------------------
 
 
+BASE_CHANGES = frozenset({"base_ref_changed", "automatic_base_change_succeeded"})
+
+
+def base_changed_at(events: Iterable[Mapping[str, Any]]) -> str | None:
+    """When the PR's base branch last changed (a retarget, or GitHub's automatic one when the old base
+    was deleted), from the issue events; None when it never did."""
+    times = [str(e.get("created_at") or "") for e in events if e.get("event") in BASE_CHANGES]
+    return max(times, key=_instant) if times else None
+
+
+def last_pushers(commits: Sequence[Mapping[str, Any]], head_sha: str,
+                 events: Iterable[Mapping[str, Any]]) -> frozenset[str] | None:
+    """Who pushed the head: the GitHub accounts of its author and committer (not `web-flow`, GitHub's own
+    committer for web edits and merges), and whoever force-pushed since it was committed. None when
+    the head is not among the listed commits (GitHub lists at most 250): unknown."""
+    head = next((c for c in commits if c.get("sha") == head_sha), None)
+    if head is None:
+        return None
+    accounts = (head.get("author"), head.get("committer"))
+    logins = {normalize_login(str((who or {}).get("login") or "")) for who in accounts}
+    logins -= {"", "web-flow"}
+    committed = str(((head.get("commit") or {}).get("committer") or {}).get("date") or "")
+    for event in events:
+        if event.get("event") == "head_ref_force_pushed" and _instant(str(event.get("created_at") or "")) >= (
+                _instant(committed)):
+            logins.add(normalize_login(str((event.get("actor") or {}).get("login") or "")))
+    return frozenset(logins - {""})
+
+
+def _instant(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return 0.0
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def teams_to_read(
     needed: Iterable[str], reviews: Iterable[Review], author: str, allow_author: bool
 ) -> set[str]:
     """The needed teams whose members can matter: only a decisive review's author is ever checked against a
     team, so with no such review no lookup can change the outcome (and none is sent)."""
-    voters = {r.user.lower() for r in reviews if r.user and r.state in DECISIVE_STATES}
+    return set(needed) if voters(reviews, author, allow_author) else set()
+
+
+def voters(reviews: Iterable[Review], author: str, allow_author: bool) -> set[str]:
+    """The logins whose decisive reviews can count: with none, nothing about people needs reading."""
+    found = {normalize_login(r.user) for r in reviews if r.user and r.state in DECISIVE_STATES}
     if not allow_author:
-        voters.discard(author.lower())
-    return set(needed) if voters else set()
+        found.discard(normalize_login(author))
+    return found
 
 
 def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntry], reviews: Sequence[Review],
@@ -617,6 +686,13 @@ def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntr
     teams = client.team_members(wanted) if wanted else {}
     for team in needed:
         teams.setdefault(team.lower(), TeamLookup(frozenset()))  # nobody's membership is in question
+    # Whether the base changed since a review, and who pushed the head, matter only for reviews that count.
+    counted = voters(reviews, pull.author, policy.options.allow_author)
+    events = client.issue_events(pull.number) if counted else []
+    pushers: frozenset[str] | None = frozenset()
+    if counted and not policy.options.last_pusher_can_approve:
+        pushers = last_pushers(client.pull_commits(pull.number), pull.head_sha, events)
+    base_sha = pull.base_sha
     snapshot = PullSnapshot(
         author=pull.author,
         head_sha=pull.head_sha,
@@ -627,6 +703,9 @@ def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntr
         teams=teams,
         read=trees.read,
         url=pull.html_url,
+        merge_base=lambda commit: trees.merge_base(base_sha, commit),
+        base_changed_at=base_changed_at(events),
+        last_pushers=pushers,
     )
     problems = [*policy_problems, *diff.problems]
     return approvals.evaluate(diff.changes, policy, owners, snapshot, problems=problems)

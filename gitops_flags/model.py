@@ -286,6 +286,9 @@ class Options(_Strict):
     distinct_approvers: StrictBool = True
     stale_approvals: Literal["content", "commit", "keep"] = "content"
     count_bots: StrictBool = False
+    last_pusher_can_approve: StrictBool = Field(
+        True, description="false: whoever pushed the PR's latest commit does not count for any step"
+    )
     on_unapproved: Literal["block", "warn"] = "block"
     webhook_env: EnvName | None = Field(None, description="Environment variable holding a webhook URL")
 

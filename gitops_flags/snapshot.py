@@ -12,8 +12,17 @@ from typing import Any
 
 # (commit sha, path) -> bytes, or None when the file does not exist at that commit
 ContentReader = Callable[[str, str], bytes | None]
+# commit sha -> its merge base with the PR's current base (the "before" side of the change a review
+# saw); None when it cannot be known
+MergeBase = Callable[[str], str | None]
 
 DECISIVE_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+
+
+def normalize_login(login: str) -> str:
+    """The one form logins are compared in, everywhere: GitHub logins are case-insensitive, and a
+    hand-written `--pull` file may carry spaces or an `@` (`" maria"` is maria)."""
+    return login.strip().removeprefix("@").strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class Review:
     def from_github(cls, obj: Mapping[str, Any]) -> Review:
         """From a REST `pull-request-review` object or a webhook `review` (lower-case state)."""
         user = obj.get("user") or {}
-        login = str(user.get("login") or "")
+        login = str(user.get("login") or "").strip().removeprefix("@").strip()
         return cls(
             id=int(obj.get("id") or 0),
             user=login,
@@ -58,6 +67,10 @@ def _no_content(sha: str, path: str) -> bytes | None:
     return None
 
 
+def _no_merge_base(commit: str) -> str | None:
+    return None  # unknown: an approval given on another commit cannot be shown to hold (it goes stale)
+
+
 @dataclass(frozen=True)
 class PullSnapshot:
     author: str
@@ -69,6 +82,13 @@ class PullSnapshot:
     teams: Mapping[str, TeamLookup] = field(default_factory=dict)  # keyed "org/slug", lower case
     read: ContentReader = _no_content
     url: str = ""
+    merge_base: MergeBase = _no_merge_base
+    # When the PR's base branch last changed (a retarget, GitHub's `base_ref_changed`): an approval
+    # given before it approved the change against another base.
+    base_changed_at: str | None = None
+    # Lower-case logins of whoever pushed the head commit (`last_pusher_can_approve: false`); None when
+    # the builder did not look them up.
+    last_pushers: frozenset[str] | None = None
 
     def team(self, slug: str) -> TeamLookup:
         key = slug.lstrip("@").lower()

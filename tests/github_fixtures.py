@@ -130,6 +130,26 @@ def review(review_id: int, login: str, state: str, commit_id: str,
                    submitted_at=submitted_at, body="")
 
 
+def issue_event(event_id: int, name: str, actor: str, created_at: str) -> dict[str, Any]:
+    """An issue event (`base_ref_changed`, `head_ref_force_pushed`): GitHub publishes no example of these
+    two, so the `issues--list-events` example's common fields are kept and the label dropped (github/docs
+    issue-event-types.md lists only the common properties for both)."""
+    item: dict[str, Any] = example("issues--list-events", id=event_id, event=name, actor=user(actor),
+                                   created_at=created_at, commit_id=None, commit_url=None)
+    item.pop("label", None)
+    return item
+
+
+def pull_commit(sha: str, author: str | None, committer: str | None,
+                date: str = "2026-11-20T09:00:00Z") -> dict[str, Any]:
+    """An item of pulls/list-commits: `author`/`committer` are the GitHub accounts (null when unknown)."""
+    item: dict[str, Any] = example("pulls--list-commits", sha=sha,
+                                   author=user(author) if author else None,
+                                   committer=user(committer) if committer else None)
+    item["commit"]["committer"]["date"] = date
+    return item
+
+
 def comment(comment_id: int, body: str, *, login: str = "github-actions[bot]", kind: str = "Bot",
             association: str = "NONE") -> dict[str, Any]:
     return example("issues--list-comments", id=comment_id, body=body, user=user(login, kind),  # type: ignore[no-any-return]
@@ -217,12 +237,19 @@ class MockGitHub:
                           headers=headers)
 
     def pull(self, data: Mapping[str, Any], *, files: Sequence[Any] = (), reviews: Sequence[Any] = (),
-             comments: Sequence[Any] = ()) -> None:
+             comments: Sequence[Any] = (), events: Sequence[Any] | None = None,
+             commits: Sequence[Any] | None = None) -> None:
+        """The PR's reads; `events` and `commits` only when given (a check reads them only when someone's
+        review can count, and the commits only under `last_pusher_can_approve: false`)."""
         n = data["number"]
         self.get(f"/pulls/{n}", data)
         self.pages(f"/pulls/{n}/files", files)
         self.pages(f"/pulls/{n}/reviews", reviews)
         self.pages(f"/issues/{n}/comments", comments)
+        if events is not None:
+            self.pages(f"/issues/{n}/events", events)
+        if commits is not None:
+            self.pages(f"/pulls/{n}/commits", commits)
 
     def writes(self, number: int, head_sha: str, *, comment_id: int | None = None) -> None:
         """Answers to every write the check may make."""

@@ -128,8 +128,13 @@ def _read(sha: str, path: str) -> bytes | None:
     return CONTENTS.get((sha, path))
 
 
+def _merge_base(commit: str) -> str | None:
+    return "MB"  # the PR's base has not moved: every reviewed commit shares the head's merge base
+
+
 def snapshot(*reviews: Review, **kw: Any) -> PullSnapshot:
-    base: dict[str, Any] = {"author": "alice", "head_sha": HEAD, "teams": TEAMS, "read": _read}
+    base: dict[str, Any] = {"author": "alice", "head_sha": HEAD, "teams": TEAMS, "read": _read,
+                            "merge_base": _merge_base}
     return PullSnapshot(reviews=tuple(reviews), **{**base, **kw})
 
 
@@ -569,3 +574,80 @@ def test_a_bot_in_a_role_never_counts_by_login_alone() -> None:
     bot = Review.from_github(gh.review(1, "release-bot[bot]", "APPROVED", HEAD))  # type "User", but [bot]
     assert evaluate([flag("bot_x")], POLICY, CODEOWNERS, snapshot(bot)).verdict == "pending"
 
+
+
+# --- an approval approves a change: (before, after) per file (issue 11, route 2) -------------------------
+
+
+def pair_policy(**options: Any) -> Policy:
+    """flag `pair_x` needs QA then a manager (quinn and mia)."""
+    return policy(**options)
+
+
+PAIR = flag("pair_x", path="flags/prod_flag.yaml")
+
+
+def states(result: Evaluation) -> dict[str, str]:
+    return {s.id: s.state for s in result.changes[0].steps}
+
+
+@pytest.mark.parametrize("mode", ["content", "commit", "keep"])
+def test_a_retarget_makes_every_earlier_approval_stale(mode: str) -> None:
+    at = "2026-11-20T10:00:00Z"
+    reviews = (rv("quinn", submitted_at=at), rv("mia", submitted_at=at))
+    before = evaluate([PAIR], policy(stale_approvals=mode), CODEOWNERS, snapshot(*reviews))
+    assert before.verdict == "approved"
+    moved = snapshot(*reviews, base_changed_at="2026-11-20T11:00:00Z")
+    after = evaluate([PAIR], policy(stale_approvals=mode), CODEOWNERS, moved)
+    assert after.verdict == "pending"
+    reason = after.changes[0].steps[0].reason
+    assert "given before the base branch was changed at 2026-11-20T11:00:00Z" in reason
+    later = "2026-11-20T12:00:00Z"
+    again = (rv("quinn", submitted_at=later), rv("mia", submitted_at=later))
+    assert evaluate([PAIR], policy(stale_approvals=mode), CODEOWNERS, snapshot(*reviews, *again,
+                    base_changed_at="2026-11-20T11:00:00Z")).verdict == "approved"
+
+
+def test_new_base_content_under_an_unchanged_head_file_makes_approvals_stale() -> None:
+    """The reviewer saw v0 → v1; the head file is still v1, but the PR merged a base where it was v9."""
+    contents = {(OLD, "flags/prod_flag.yaml"): b"v1", (HEAD, "flags/prod_flag.yaml"): b"v1",
+                ("MB1", "flags/prod_flag.yaml"): b"v0", ("MB2", "flags/prod_flag.yaml"): b"v9"}
+    bases = {OLD: "MB1", HEAD: "MB2"}
+    reviews = (rv("quinn", commit=OLD), rv("mia", commit=OLD))
+    moved = snapshot(*reviews, read=lambda sha, path: contents.get((sha, path)), merge_base=bases.get)
+    result = evaluate([PAIR], policy(), CODEOWNERS, moved)
+    assert result.verdict == "pending"
+    assert "changed on the base since" in result.changes[0].steps[0].reason
+    same = snapshot(*reviews, read=lambda sha, path: contents.get((sha, path)), merge_base=lambda c: "MB1")
+    assert evaluate([PAIR], policy(), CODEOWNERS, same).verdict == "approved"
+
+
+def test_an_unknown_merge_base_voids_an_approval_on_another_commit() -> None:
+    reviews = (rv("quinn", commit=OLD), rv("mia", commit=OLD))
+    result = evaluate([PAIR], policy(), CODEOWNERS, snapshot(*reviews, merge_base=lambda c: None))
+    assert result.verdict == "pending" and "merge base unknown" in result.changes[0].steps[0].reason
+
+
+# --- last pusher, logins ------------------------------------------------------------------------------
+
+
+def test_the_last_pusher_does_not_count_when_the_policy_says_so() -> None:
+    reviews = (rv("quinn"), rv("mia"))
+    pushed = snapshot(*reviews, last_pushers=frozenset({"mia"}))
+    assert evaluate([PAIR], policy(), CODEOWNERS, pushed).verdict == "approved"  # default: they count
+    strict = evaluate([PAIR], policy(last_pusher_can_approve=False), CODEOWNERS, pushed)
+    assert strict.verdict == "pending"
+    reasons = " ".join(s.reason for s in strict.changes[0].steps)
+    assert "mia does not count: they pushed the latest commit" in reasons
+    unknown = evaluate([PAIR], policy(last_pusher_can_approve=False), CODEOWNERS, snapshot(*reviews))
+    assert unknown.verdict == "pending"  # who pushed is unknown: nobody can be shown not to have
+    other = snapshot(*reviews, last_pushers=frozenset({"carl"}))
+    assert evaluate([PAIR], policy(last_pusher_can_approve=False), CODEOWNERS, other).verdict == "approved"
+
+
+@pytest.mark.parametrize("author", [" mia", "mia ", "@mia", "MIA", "\tMia\n", " @Mia"])
+def test_the_author_never_approves_however_the_login_is_spelled(author: str) -> None:
+    reviews = (rv("quinn"), rv("mia"))
+    result = evaluate([PAIR], policy(), CODEOWNERS, snapshot(*reviews, author=author))
+    assert result.verdict == "pending"
+    assert states(result)["manager"] == "pending"

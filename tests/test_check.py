@@ -118,7 +118,7 @@ def mock_pr(rsps: Mock, base: str, head: str, *, reviews: list[Any] | None = Non
     if comment_count is not None:
         pull_kw["comments"] = comment_count
     gh.pull(pull(5, base_sha=base, head_sha=head, **pull_kw), files=[file_entry(f) for f in files],
-            reviews=reviews or [], comments=comments or [])
+            reviews=reviews or [], comments=comments or [], events=[])
     gh.writes(5, head, comment_id=900)
     return gh
 

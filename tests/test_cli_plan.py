@@ -153,6 +153,19 @@ def test_authors_approval_does_not_count(repo: Repo, tmp_path: Path, capsys: Cap
     assert code == 1
 
 
+@pytest.mark.parametrize(("author", "reviewer"), [(" max", "max"), ("max", " Max "), ("@MAX", "max"),
+                                                   ("max\t", "@max")])
+def test_authors_approval_does_not_count_however_the_login_is_spelled(
+    repo: Repo, tmp_path: Path, capsys: Cap, author: str, reviewer: str
+) -> None:
+    """Logins are normalised the same way everywhere: `" max"` is max, who cannot approve his own PR."""
+    base = repo.git("rev-parse", "HEAD")
+    head = repo.commit({"flags/a.yaml": flag("a", production=True)})
+    pull = pull_file(tmp_path, [review(reviewer, head)], author=author)
+    code, data = plan_json(repo, "--base", base, "--pull", pull, capsys=capsys)
+    assert code == 1 and data["changes"][0]["steps"][0]["state"] == "pending"
+
+
 def test_stale_approval_on_changed_content(repo: Repo, tmp_path: Path, capsys: Cap) -> None:
     base = repo.git("rev-parse", "HEAD")
     first = repo.commit({"flags/a.yaml": flag("a", production=True)})

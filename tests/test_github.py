@@ -23,8 +23,10 @@ from github_fixtures import (
     error_body,
     example,
     file_entry,
+    issue_event,
     observed_error,
     pull,
+    pull_commit,
     requests_sent,
     review,
 )
@@ -357,6 +359,7 @@ def test_merged_pulls_finds_and_evaluates_a_merged_pr(rsps: responses.RequestsMo
     gh.get(f"/commits/{merge}/pulls", [merged], query={"per_page": "100"})
     gh.pages("/pulls/9/reviews", [review(1, "ann", "APPROVED", head)])
     gh.pages("/pulls/9/files", [file_entry("flags/f.yaml")])
+    gh.pages("/issues/9/events", [])
     source = github.MergedPulls(client(), root)
     found = source.pull_for_commit(merge)
     assert found == MergedPull(9, merged["html_url"], "carol", head, base, merge)
@@ -367,6 +370,7 @@ def test_merged_pulls_finds_and_evaluates_a_merged_pr(rsps: responses.RequestsMo
         ("GET", f"/repos/{REPO}/commits/{merge}/pulls"),
         ("GET", f"/repos/{REPO}/pulls/9/reviews"),
         ("GET", f"/repos/{REPO}/pulls/9/files"),
+        ("GET", f"/repos/{REPO}/issues/9/events"),  # a review counts: was the base changed since?
     ]
 
 
@@ -562,3 +566,24 @@ def test_write_pause_defaults_to_one_second_and_is_configurable() -> None:
     for bad in ("soon", "-1", "nan"):
         with pytest.raises(GitopsFlagsError, match="GITOPS_FLAGS_WRITE_PAUSE"):
             github.write_pause({"GITOPS_FLAGS_WRITE_PAUSE": bad})
+
+
+def test_the_last_base_change_comes_from_the_issue_events() -> None:
+    events = [issue_event(1, "labeled", "ann", "2026-11-20T09:00:00Z"),
+              issue_event(2, "base_ref_changed", "eve", "2026-11-20T10:00:00Z"),
+              issue_event(3, "automatic_base_change_succeeded", "ghost", "2026-11-20T12:00:00Z"),
+              issue_event(4, "head_ref_force_pushed", "eve", "2026-11-20T13:00:00Z")]
+    assert github.base_changed_at(events[:2]) == "2026-11-20T10:00:00Z"
+    assert github.base_changed_at(events) == "2026-11-20T12:00:00Z"
+    assert github.base_changed_at(events[:1]) is None
+
+
+def test_the_last_pushers_are_the_head_commits_accounts_and_later_force_pushers() -> None:
+    head = "a" * 40
+    commits = [pull_commit("b" * 40, "ann", "ann"),
+               pull_commit(head, " Eve", "web-flow", "2026-11-20T10:00:00Z")]
+    assert github.last_pushers(commits, head, []) == {"eve"}
+    forced = [issue_event(1, "head_ref_force_pushed", "Mallory", "2026-11-20T11:00:00Z"),
+              issue_event(2, "head_ref_force_pushed", "old", "2026-11-20T09:00:00Z")]
+    assert github.last_pushers(commits, head, forced) == {"eve", "mallory"}
+    assert github.last_pushers(commits[:1], head, forced) is None  # the head is not listed: unknown

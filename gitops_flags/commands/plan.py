@@ -92,7 +92,8 @@ def load_pull(path: Path, repo: Path, base_sha: str, head_sha: str) -> PullSnaps
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GitopsFlagsError(f"--pull {path}: cannot read it as JSON: {exc}") from None
-    return parse_pull(data, str(path), base_sha, head_sha, git_reader(repo))
+    return replace(parse_pull(data, str(path), base_sha, head_sha, git_reader(repo)),
+                   merge_base=lambda commit: git.merge_base(repo, base_sha, commit))
 
 
 def parse_pull(data: Any, source: str, base_sha: str, head_sha: str, read: ContentReader) -> PullSnapshot:

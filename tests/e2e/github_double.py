@@ -303,6 +303,14 @@ class StatusRec:
 
 
 @dataclass
+class IssueEventRec:
+    id: int
+    event: str  # base_ref_changed, head_ref_force_pushed
+    actor: str
+    created_at: str
+
+
+@dataclass
 class Pull:
     number: int
     title: str
@@ -326,6 +334,8 @@ class Pull:
     requested_teams: list[str] = field(default_factory=list)
     reviews: list[ReviewRec] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)  # the PR's own commits, oldest first
+    landed: list[str] = field(default_factory=list)  # the commits a merge put on the base branch
+    events: list[IssueEventRec] = field(default_factory=list)  # issues/{n}/events: retargets, force pushes
 
 
 Handler = Callable[..., tuple[int, Any] | tuple[int, Any, dict[str, str]]]
@@ -496,25 +506,64 @@ class GitHubDouble:
             pull.requested_reviewers = [u for u in pull.requested_reviewers if u.lower() != login.lower()]
             return rec
 
-    def merge(self, number: int, by: str) -> str:
-        """Merge with a merge commit (`git merge-tree` + `commit-tree`), as the merge button does."""
+    def merge(self, number: int, by: str, method: str = "merge") -> str:
+        """Merge as the merge button does: `merge` (a merge commit: `git merge-tree` + `commit-tree`),
+        `squash` (one commit with the merged tree, the PR as its only change) or `rebase` (each PR commit
+        replayed on the base, GitHub associating every one with the PR; `merge_commit_sha` is the last)."""
         with self._lock:
             pull = self.pulls[number]
             assert pull.state == "open", f"#{number} is {pull.state}"
             tip = self.branch_sha(pull.base_ref)
-            out = self.git.run("merge-tree", "--write-tree", tip, pull.head_sha, ok=(0, 1))
-            tree = out.split()[0]
-            if "CONFLICT" in out:
-                raise ApiError(405, "Pull Request is not mergeable")
-            message = f"Merge pull request #{number} from {self.owner}/{pull.head_ref}\n\n{pull.title}\n"
             when = self.clock.tick()
             who = self.user(by).identity
-            sha = self.git.commit_tree(tree, [tip, pull.head_sha], message, who, who, when)
+            if method == "rebase":
+                landed = self._replay(pull, tip, who, when)
+                sha = landed[-1]
+            else:
+                out = self.git.run("merge-tree", "--write-tree", tip, pull.head_sha, ok=(0, 1))
+                tree = out.split()[0]
+                if "CONFLICT" in out:
+                    raise ApiError(405, "Pull Request is not mergeable")
+                if method == "squash":
+                    author = self.user(pull.author).identity
+                    sha = self.git.commit_tree(tree, [tip], f"{pull.title} (#{number})\n", author, who, when)
+                else:
+                    message = (f"Merge pull request #{number} from {self.owner}/{pull.head_ref}\n\n"
+                               f"{pull.title}\n")
+                    sha = self.git.commit_tree(tree, [tip, pull.head_sha], message, who, who, when)
+                landed = [sha]
             self.git.run("update-ref", f"refs/heads/{pull.base_ref}", sha, tip)
             pull.merged, pull.state, pull.merged_by = True, "closed", by
             pull.merged_at = pull.closed_at = pull.updated_at = iso(when)
             pull.merge_commit_sha = sha
+            pull.landed = landed
             return sha
+
+    def _replay(self, pull: Pull, tip: str, who: Identity, when: datetime) -> list[str]:
+        """Each of the PR's commits since its merge base, cherry-picked onto `tip` in order."""
+        base = self.git.merge_base(tip, pull.head_sha)
+        own = self.git.run("rev-list", "--reverse", "--first-parent", f"{base}..{pull.head_sha}").split()
+        landed: list[str] = []
+        parent = tip
+        for commit in own:
+            out = self.git.run("merge-tree", "--write-tree", f"--merge-base={commit}^", parent, commit,
+                               ok=(0, 1))
+            if "CONFLICT" in out:
+                raise ApiError(405, "Pull Request is not mergeable")
+            message = self.git.run("log", "-1", "--format=%B", commit)
+            author = self.user(pull.author).identity
+            parent = self.git.commit_tree(out.split()[0], [parent], message, author, who, when)
+            landed.append(parent)
+        return landed
+
+    def retarget(self, number: int, base_ref: str, by: str) -> None:
+        """PATCH pulls/{n} with `base`: the PR now merges into `base_ref` (a `base_ref_changed` event)."""
+        with self._lock:
+            pull = self.pulls[number]
+            pull.base_ref, pull.base_sha = base_ref, self.branch_sha(base_ref)
+            when = iso(self.clock.tick())
+            pull.updated_at = when
+            pull.events.append(IssueEventRec(self._next_id(), "base_ref_changed", by, when))
 
     # --- test-side controls: faults, other hosts ------------------------------------------------------
 
@@ -685,6 +734,9 @@ class GitHubDouble:
             ("GET", repo + r"/pulls/(\d+)/reviews", self._list_reviews),
             ("POST", repo + r"/pulls/(\d+)/requested_reviewers", self._request_reviewers),
             ("GET", repo + r"/issues/(\d+)/comments", self._list_comments),
+            ("GET", repo + r"/issues/(\d+)/events", self._list_events),
+            ("GET", repo + r"/pulls/(\d+)/commits", self._list_commits),
+            ("GET", repo + r"/compare/([0-9a-f]{40})\.\.\.([0-9a-f]{40})", self._compare),
             ("POST", repo + r"/issues/(\d+)/comments", self._create_comment),
             ("PATCH", repo + r"/issues/comments/(\d+)", self._update_comment),
             ("POST", repo + r"/statuses/([0-9a-f]{40})", self._create_status),
@@ -792,11 +844,56 @@ class GitHubDouble:
                     created_at=rec.created_at, updated_at=rec.created_at, creator=self._user_body(BOT))
         return 201, body
 
+    def _list_events(self, req: _Req, number: str) -> tuple[int, Any, dict[str, str]]:
+        """issues/list-events. GitHub publishes no example of `base_ref_changed` or `head_ref_force_pushed`:
+        the `issues--list-events` example's common fields are kept (github/docs issue-event-types.md lists
+        only those for both), its `label` dropped."""
+        pull = self._pull(number)
+        items = []
+        for rec in pull.events:
+            item = self._rebase(load_example("examples", "issues--list-events")[0])
+            item.pop("label", None)
+            item.update(id=rec.id, node_id=f"E_{rec.id}", url=f"{self.repo_url}/issues/events/{rec.id}",
+                        actor=self._user_body(rec.actor), event=rec.event, commit_id=None, commit_url=None,
+                        created_at=rec.created_at)
+            items.append(item)
+        return self._paged(req, items)
+
+    def _list_commits(self, req: _Req, number: str) -> tuple[int, Any, dict[str, str]]:
+        """pulls/list-commits: `author`/`committer` are the GitHub accounts of the git identities."""
+        pull = self._pull(number)
+        by_email = {u.identity.email: u.login for u in self.users.values()}
+        items = []
+        for sha in pull.commits[:250]:
+            fields = self.git.run("log", "-1", "--format=%ae%x00%ce%x00%cI%x00%P", sha).strip().split("\0")
+            author, committer, date, parents = fields
+            item = self._rebase(load_example("examples", "pulls--list-commits")[0])
+            item.update(sha=sha, node_id=f"C_{sha[:12]}", url=f"{self.repo_url}/commits/{sha}",
+                        html_url=f"{self.html_url}/commit/{sha}",
+                        author=self._user_body(by_email[author]) if author in by_email else None,
+                        committer=self._user_body(by_email[committer]) if committer in by_email else None,
+                        parents=[{"sha": p, "url": f"{self.repo_url}/commits/{p}"} for p in parents.split()])
+            item["commit"]["committer"]["date"] = date
+            items.append(item)
+        return self._paged(req, items)
+
+    def _compare(self, req: _Req, base: str, head: str) -> tuple[int, Any]:
+        """repos/compare-commits, the fields the tool reads: `merge_base_commit.sha` and `status`."""
+        if self.git.object_type(base) != "commit" or self.git.object_type(head) != "commit":
+            raise ApiError(404, "Not Found", "https://docs.github.com/rest/commits/commits#compare-two-commits")
+        body: dict[str, Any] = self._rebase(load_example("examples", "repos--compare-commits"))
+        merge_base = self.git.merge_base(base, head)
+        body["merge_base_commit"]["sha"] = merge_base
+        body["base_commit"]["sha"] = base
+        body.update(commits=[], files=[], total_commits=0)
+        return 200, body
+
     def _commit_pulls(self, req: _Req, sha: str) -> tuple[int, Any, dict[str, str]]:
         if self.git.object_type(sha) != "commit":
             raise ApiError(422, f"No commit found for SHA: {sha}",
                            "https://docs.github.com/rest/commits/commits#list-pull-requests-associated-with-a-commit")
-        found = [p for p in self.pulls.values() if p.merge_commit_sha == sha or sha in p.commits]
+        found = [p for p in self.pulls.values()
+                 if p.merge_commit_sha == sha or sha in p.commits or sha in p.landed]
         default = self.branch_sha("main")
         if self.git.is_ancestor(sha, default):  # on the default branch: only the merged PR that brought it
             found = [p for p in found if p.merged]
