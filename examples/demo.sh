@@ -38,7 +38,7 @@ step "1. Validate the example repository"
 run gitops-flags validate --repo "$repo"
 
 step "2. Apply today's flags to an empty flagd store (the adopting commit is the baseline)"
-run gitops-flags apply --repo "$repo" --store "$store" --no-verify-approvals --now 2026-12-01T08:00:00Z
+run gitops-flags apply --repo "$repo" --store "$store" --init --no-verify-approvals --now 2026-12-01T08:00:00Z
 
 step "3. A pull request: roll search_autocomplete out in production, re-enable legacy_export in staging"
 git switch -q -c alice/autocomplete

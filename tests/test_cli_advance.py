@@ -549,10 +549,12 @@ def test_status_text(repo: FlagRepo, capsys: pytest.CaptureFixture[str]) -> None
     capsys.readouterr()
     assert main(["status", "--repo", str(repo.root), "--now", (T0 + 3 * HOUR).isoformat()]) == 0
     out = capsys.readouterr().out
-    assert "new_checkout\n  production   ENABLED  default off" in out
-    assert "rollout of on: stage 2/5, 25%, running" in out
+    assert f"applied commit {repo.snapshot().state.applied_commit[:12]}" in out
+    assert "new_checkout\n  production   ENABLED  serves on to 25%, off to 75% of everyone" in out
+    assert "rollout of on: stage 2/5 (5% → 25% → 50% → 75% → 100%), 25%, running" in out
     assert "next: 2026-12-01 13:00 UTC (in 1h)" in out
-    assert "  staging      ENABLED  default on" in out
+    assert "  staging      ENABLED  serves on to everyone" in out
+    assert "DRIFT" not in out
 
 
 def test_status_json_and_key_filter(repo: FlagRepo, rsps: responses.RequestsMock,
@@ -571,7 +573,65 @@ def test_status_json_and_key_filter(repo: FlagRepo, rsps: responses.RequestsMock
     assert production["rollout"]["next_stage_due"] == "2026-12-01T13:00:00+00:00"
     assert production["rollout"]["last_gate"]["outcome"] == "passed"
     assert (production["rollout"]["paused_by"], production["rollout"]["on_failure"]) == (None, "rollback")
-    assert main(["status", "nope", "--store", f"file:{repo.store_dir}"]) == 1
+    assert production["served"]["split"] == [{"variant": "on", "percentage": 25},
+                                             {"variant": "off", "percentage": 75}]
+    assert production["drift"] is None
+    capsys.readouterr()
+    assert main(["status", "new_checkuot", "--store", f"file:{repo.store_dir}"]) == 1
+    assert "no flag 'new_checkuot' in the store" in capsys.readouterr().err
+
+
+def test_status_unknown_key_suggests_the_near_one(repo: FlagRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.applied(flag_data())
+    capsys.readouterr()
+    assert main(["status", "new_checkuot", "--repo", str(repo.root)]) == 1
+    assert "error: no flag 'new_checkuot' in the store file:" in (err := capsys.readouterr().err)
+    assert "did you mean new_checkout?" in err
+
+
+def test_a_completed_rollout_serves_its_variant_to_everyone(repo: FlagRepo,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    repo.applied(flag_data())
+    for stage in range(1, 5):
+        repo.advance(T0 + 2 * stage * HOUR)
+    capsys.readouterr()
+    assert main(["status", "new_checkout", "--repo", str(repo.root), "--format", "json"]) == 0
+    flags = json.loads(capsys.readouterr().out)["flags"]
+    production = next(f for f in flags if f["environment"] == "production")
+    assert production["rollout"]["status"] == "completed" and production["default_variant"] == "off"
+    assert production["served"]["everyone_else"] == "on"
+    assert production["served"]["summary"] == "on to everyone"
+
+
+def test_status_names_rules_and_finds_a_hand_edit(repo: FlagRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    staff = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
+             "variant": "on"}
+    repo.applied(flag_data(rules=[staff]))
+    capsys.readouterr()
+    assert main(["status", "new_checkout", "--repo", str(repo.root)]) == 0
+    out = capsys.readouterr().out
+    assert 'production   ENABLED  serves staff (email ends_with "@acme.com") → on; on to 5%, off to 95% of ' \
+           "everyone else" in out
+    snapshot = repo.snapshot()  # a store written by something else than what the applied commit says
+    snapshot.documents["production"]["flags"]["new_checkout"]["defaultVariant"] = "on"
+    repo.store().write(snapshot.state, snapshot.documents, snapshot.version)
+    capsys.readouterr()
+    main(["status", "new_checkout", "--repo", str(repo.root)])
+    out = capsys.readouterr().out
+    assert "DRIFT: the store serves something other than flags/new_checkout.yaml" in out
+    assert "compiles to (defaultVariant): a hand edit?" in out
+
+
+def test_a_store_that_does_not_exist_is_an_error_not_an_empty_store(
+        repo: FlagRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--store", f"file:{tmp_path / 'typo'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"no flag store at file:{tmp_path / 'typo'}" in err and "does not exist" in err
+    assert "apply --init" in err
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["status", "--store", f"file:{tmp_path / 'empty'}"]) == 2
+    assert "nothing was ever written there" in capsys.readouterr().err
 
 
 def test_status_of_paused_and_rolled_back(repo: FlagRepo, rsps: responses.RequestsMock) -> None:
@@ -599,3 +659,18 @@ def test_rollout_workflow_schedule_concurrency_and_permissions() -> None:
     action = next(s for s in job["steps"] if s.get("uses") == "./")
     assert action["with"]["command"] == "advance"
     assert "github.event_name == 'schedule'" in job["if"]
+
+
+def test_nothing_due_says_when_the_next_stage_is(repo: FlagRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.applied(flag_data())
+    capsys.readouterr()
+    assert repo.advance(T0 + HOUR) == 0
+    assert ("nothing due (1 rollout in" in (out := capsys.readouterr().out)
+            and "the next stage is due 2026-12-01 11:00 UTC (new_checkout in production, in 1h)" in out)
+
+
+def test_advance_refuses_a_store_directory_that_does_not_exist(repo: FlagRepo, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    repo.applied(flag_data())
+    assert repo.advance(T0 + 3 * HOUR, "--store", f"file:{tmp_path / 'typo'}") == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "typo").exists()

@@ -215,7 +215,9 @@ def adopt(repo: Repo, on_unapproved: str = "block") -> str:
 
 
 def apply(repo: Repo, store: Path, *extra: str, now: str = NOW1) -> int:
-    return cli.main(["apply", "--repo", str(repo.path), "--store", f"file:{store}", "--now", now, *extra])
+    """apply with --init: these tests start their store in a new directory (see the test of --init)."""
+    return cli.main(["apply", "--repo", str(repo.path), "--store", f"file:{store}", "--now", now, "--init",
+                     *extra])
 
 
 def store_files(store: Path) -> dict[str, bytes]:
@@ -840,7 +842,8 @@ def test_a_dry_run_delivers_nothing_pending_and_writes_nothing(
 
 def test_the_policy_names_the_store(repo: Repo, source: FakeSource) -> None:
     adopt(repo)
-    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 2  # no store there yet
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1, "--init"]) == 0
     assert (repo.path / ".flag-store" / "production.flagd.json").exists()
 
 
@@ -916,7 +919,7 @@ def test_a_file_store_in_the_checkout_is_warned_about_in_actions(
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(repo.path))
     adopt(repo)
-    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1, "--init"]) == 0
     assert "is inside the checkout and is lost" in capsys.readouterr().out
 
 
@@ -978,7 +981,7 @@ def test_without_a_store_section_actions_default_to_the_store_branch(
         return FileStore(tmp_path / "store")
 
     monkeypatch.setattr(apply_cmd, "store_opener", opener)
-    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
+    assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1, "--init"]) == 0
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     assert cli.main(["apply", "--repo", str(repo.path), "--now", NOW1]) == 0
     assert opened == [f"file:{repo.path.resolve() / '.flag-store'}", "github-branch:flag-store"]
@@ -1108,3 +1111,20 @@ def test_the_same_policy_is_evaluated_once(repo: Repo, tmp_path: Path, source: F
     merged_pr(repo, source, 3, "search")
     assert apply(repo, store) == 0
     assert source.evaluated == [(3, None)]
+
+
+def test_a_missing_store_directory_is_started_only_with_init(repo: Repo, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    adopt(repo)
+    typo = tmp_path / "typo"
+    assert cli.main(["apply", "--repo", str(repo.path), "--store", f"file:{typo}", "--now", NOW1]) == 2
+    err = capsys.readouterr().err
+    assert f"no flag store at file:{typo}" in err and "apply --init" in err
+    assert not typo.exists()
+    assert cli.main(["apply", "--repo", str(repo.path), "--store", f"file:{typo}", "--now", NOW1,
+                     "--dry-run", "--init"]) == 0
+    assert not typo.exists()  # a dry run writes nothing, not even the directory
+    assert cli.main(["apply", "--repo", str(repo.path), "--store", f"file:{typo}", "--now", NOW1,
+                     "--init"]) == 0
+    assert f"started a new flag store at file:{typo}" in capsys.readouterr().out
+    assert (typo / "production.flagd.json").is_file()

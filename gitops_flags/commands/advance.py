@@ -22,7 +22,7 @@ import os
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from ..store.state import GateResult, OutboxEntry, RolloutState, StoreState, pla
 from ..tree import Tree
 from .apply import default_store_opener, default_store_url
 from .clock import parse_now
+from .location import require_existing
 from .store import Notice, checked_read
 
 ATTEMPTS = 5
@@ -315,6 +316,25 @@ def _without_metadata(entry: Mapping[str, Any]) -> dict[str, Any]:
 # --- reporting (pure text) -----------------------------------------------------------------------------
 
 
+def next_due_text(snapshot: StoreSnapshot, now: datetime) -> str:
+    """When the next stage of any rollout is due: `the next stage is due 2026-12-01 13:00 UTC (…)`."""
+    due = [(when, key, env) for key, envs in snapshot.state.rollouts.items() for env, state in envs.items()
+           if state.status in ("running", "scheduled") and (when := rollout.next_due(state)) is not None]
+    if not due:
+        return "no rollout is waiting for a stage"
+    when, key, env = min(due)
+    return f"the next stage is due {when_text(when)} ({key} in {env}, in {span_text(when - now)})"
+
+
+def span_text(delta: timedelta) -> str:
+    """`2d 3h`, `45m`: precise enough to plan around a cron schedule."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return " ".join(p for p in parts if p) or "0m"
+
+
 def when_text(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
 
@@ -436,6 +456,7 @@ def run(options: Options, services: Services) -> int:
     with git.GitTree(repo, "HEAD") as tree:
         policy = read_policy(tree)
         url = resolve_store_url(options.store, policy, repo, in_actions=env.in_actions)
+        require_existing(url)
         store = services.open_store(url, env)
         files = FlagFiles(tree, policy)
         channels = _channels(policy, env, services, options.dry_run)
@@ -446,7 +467,8 @@ def run(options: Options, services: Services) -> int:
         click.echo(("(dry run) " if options.dry_run and outcome.event else "") + outcome_text(outcome))
     total = sum(len(envs) for envs in snapshot.state.rollouts.values())
     if not decision.outcomes:
-        click.echo(f"nothing due ({total} rollout{'s' if total != 1 else ''} in {store.where})")
+        click.echo(f"nothing due ({total} rollout{'s' if total != 1 else ''} in {store.where}); "
+                   + next_due_text(snapshot, now))
     undelivered: tuple[str, ...] = ()
     if options.dry_run:
         pending = notify.pending_note(latest.outbox)

@@ -38,6 +38,7 @@ from ..store import Store, StoreError, StoreSnapshot, Update, branch_location, o
 from ..store.seal import key_from_env
 from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
+from . import location
 from .clock import parse_now
 from .store import TOKEN_ENV, Notice, checked_read
 from .store import repair as repair_store
@@ -60,6 +61,7 @@ class Options:
     baseline: str | None = None
     now: datetime | None = None
     repair: bool = False
+    init: bool = False  # a file: store whose directory does not exist may be created
 
 
 @click.command(name="apply")
@@ -73,15 +75,19 @@ class Options:
               help="Apply without re-checking PR approvals (local use; audited as unverified).")
 @click.option("--baseline", metavar="REV",
               help="Empty store only: take the flags at REV as they are, then walk REV..head.")
-@click.option("--now", "now_arg", metavar="ISO-8601", hidden=True, help="The current time (tests, replays).")
+@click.option("--now", "now_arg", metavar="ISO-8601",
+              help="Simulated time: apply as if it were this time (demos, replays; default: the clock).")
+@click.option("--init", is_flag=True,
+              help="Start a new store: create a file: store's directory when it does not exist (without "
+                   "--init or --baseline, a missing store is an error, so a typo cannot start one).")
 @click.option("--repair", is_flag=True,
               help="When the store fails its seal, restore its last sealed version first (needs "
                    "GITOPS_FLAGS_STORE_KEY), then reconcile from there. Audited.")
 def command(store_arg: str | None, repo: Path, rev: str, dry_run: bool, no_verify_approvals: bool,
-            baseline: str | None, now_arg: str | None, repair: bool) -> int:
+            baseline: str | None, now_arg: str | None, init: bool, repair: bool) -> int:
     """Reconcile the flag store to the default branch's head (approved changes only)."""
     options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, parse_now(now_arg),
-                      repair)
+                      repair, init)
     env = ActionsEnv.from_environ(os.environ)
     return run(options, env, source_factory=source_factory, notifier_factory=notifier_factory,
                store_opener=store_opener)
@@ -320,6 +326,12 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
     with git.GitTree(repo, head) as head_tree:
         head_policy, _ = validate.read_policy(head_tree)
     url = options.store or default_store_url(head_policy, repo, in_actions=env.in_actions)
+    missing = location.missing_file_store(url)
+    if missing is not None and (missing.exists() or not (options.init or options.baseline)):
+        location.require_existing(url)
+    if missing is not None and not options.dry_run:
+        missing.mkdir(parents=True)
+        click.echo(f"started a new flag store at {url}")
     store = store_opener(url, env)
     _warn_ephemeral(url, env)
     now = options.now or datetime.now(UTC).replace(microsecond=0)

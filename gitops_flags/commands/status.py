@@ -1,30 +1,38 @@
 """`gitops-flags status [KEY]`: what the store serves per flag and environment, and where rollouts stand.
 
-Reads only the store (and the policy at HEAD, to find the store when `--store` is not given). For each
-flag and environment: ENABLED / DISABLED, the default variant, and for a staged rollout its stage k/n,
-percentage, status, when the next stage is due and the last gate result.
+Reads the store (and the policy at HEAD, to find the store when `--store` is not given). For each flag and
+environment: what is served — to everyone, or by targeting rule (name → variant) and then the rollout's
+split — read from the flagd entry the store serves, so a rollout completed at 100% says `on` to everyone;
+the rollout's stage k/n, status, when the next stage is due and the last gate; the commit applied and when;
+the store's seal; and drift: when the repository has the applied commit, each entry is compared with what
+that commit's flag file compiles to (a hand edit of the store shows up here).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import git, render, rollout
+from .. import flagd, git, render, rollout
 from ..actions_env import ActionsEnv
 from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import StoreSnapshot
 from ..store.state import RolloutState
-from .advance import Services, read_policy, repo_dir, resolve_store_url, when_text
+from .advance import FlagFiles, Services, read_policy, repo_dir, resolve_store_url, span_text, when_text
 from .clock import parse_now
+from .location import INIT_HINT, require_existing
 from .store import Notice, checked_read
+
+DRIFT_CHECK_MAX = 500  # flag entries compared with the applied commit without a KEY (each reads a file)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,9 @@ class Row:
     state: str  # ENABLED, DISABLED, or "-" when the store has no document entry
     default_variant: str | None
     rollout: RolloutState | None
+    entry: Mapping[str, Any] | None = None  # the flagd entry the store serves
+    rule_names: tuple[str | None, ...] = ()  # from the flag file at the applied commit, when readable
+    drift: str = ""  # how the entry differs from what the applied commit compiles to
 
 
 def rows(snapshot: StoreSnapshot, key: str | None = None) -> list[Row]:
@@ -45,11 +56,12 @@ def rows(snapshot: StoreSnapshot, key: str | None = None) -> list[Row]:
             if isinstance(entry, dict):
                 default = entry.get("defaultVariant")
                 found[name, environment] = Row(name, environment, str(entry.get("state", "-")),
-                                               default if isinstance(default, str) else None, None)
+                                               default if isinstance(default, str) else None, None, entry)
     for name, envs in snapshot.state.rollouts.items():
         for environment, state in envs.items():
             row = found.get((name, environment)) or Row(name, environment, "-", None, None)
-            found[name, environment] = Row(row.key, row.environment, row.state, row.default_variant, state)
+            found[name, environment] = Row(row.key, row.environment, row.state, row.default_variant, state,
+                                           row.entry)
     return [row for ident, row in sorted(found.items()) if key is None or row.key == key]
 
 
@@ -71,12 +83,171 @@ def next_text(state: RolloutState, now: datetime) -> str:
     when = rollout.next_due(state)
     if when is None:
         return "-"
-    return f"{when_text(when)} (in {_span(when - now)})"
+    return f"{when_text(when)} (in {span_text(when - now)})"
+
+
+# --- what is served (pure: read back from the flagd entry) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    enabled: bool
+    default_variant: str | None
+    rules: tuple[tuple[str, str], ...] = ()  # (condition in words, variant), first match wins
+    split: tuple[tuple[str, int], ...] = ()  # (variant, percentage) for everyone no rule matched
+    unknown: bool = False  # targeting this reader does not understand (shown raw in JSON)
+    names: tuple[str | None, ...] = field(default=())
+
+    def everyone_else(self) -> str | None:
+        """The one variant served to everyone no rule matches, or None under a split."""
+        if len(self.split) == 1:
+            return self.split[0][0]
+        return None if self.split else self.default_variant
+
+    def rule_name(self, index: int) -> str:
+        name = self.names[index] if index < len(self.names) else None
+        return name or f"rule {index + 1}"
+
+    def text(self) -> str:
+        if not self.enabled:
+            return "nothing: disabled (kill switch), apps get their code default"
+        if self.unknown:
+            return "targeting this version of status cannot read (see --format json)"
+        parts = [f"{self.rule_name(i)} ({when}) → {variant}" for i, (when, variant) in enumerate(self.rules)]
+        rest = self.everyone_else()
+        who = "everyone else" if self.rules else "everyone"
+        if rest is not None:
+            parts.append(f"{rest} to {who}")
+        else:
+            parts.append(", ".join(f"{v} to {p}%" for v, p in self.split) + f" of {who}")
+        return "; ".join(parts)
+
+    def to_json(self, targeting: Any) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "summary": self.text(),
+            "default_variant": self.default_variant,
+            "rules": [{"name": self.names[i] if i < len(self.names) else None, "when": when, "variant": v}
+                      for i, (when, v) in enumerate(self.rules)],
+            "everyone_else": self.everyone_else() if self.enabled else None,
+            "split": [{"variant": v, "percentage": p} for v, p in self.split],
+            "targeting": targeting if self.unknown else None,
+        }
+
+
+def served(entry: Mapping[str, Any] | None, names: tuple[str | None, ...] = ()) -> Served | None:
+    """What a flagd entry serves: its `if` chain read back as rules, then the fractional split or variant."""
+    if entry is None:
+        return None
+    default = entry.get("defaultVariant")
+    default = default if isinstance(default, str) else None
+    if entry.get("state") == "DISABLED":
+        return Served(False, default, names=names)
+    rules: list[tuple[str, str]] = []
+    expression = entry.get("targeting")
+    while _is_if(expression):
+        assert isinstance(expression, dict)
+        condition, then, otherwise = expression["if"]
+        if condition is True and isinstance(then, str):
+            expression = then
+            break
+        if not isinstance(then, str):
+            return Served(True, default, unknown=True, names=names)
+        rules.append((condition_text(condition), then))
+        expression = otherwise
+    if expression is None:
+        split: tuple[tuple[str, int], ...] = ((default, 100),) if default else ()
+    elif isinstance(expression, str):
+        split = ((expression, 100),)
+    elif isinstance(expression, dict) and isinstance(expression.get("fractional"), list):
+        pairs = [p for p in expression["fractional"] if isinstance(p, list) and len(p) == 2]
+        split = tuple((str(v), int(w)) for v, w in pairs if isinstance(w, int | float))
+    else:
+        return Served(True, default, tuple(rules), unknown=True, names=names)
+    return Served(True, default, tuple(rules), split, names=names)
+
+
+def _is_if(expression: Any) -> bool:
+    branches = expression.get("if") if isinstance(expression, dict) else None
+    return isinstance(branches, list) and len(branches) == 3
+
+
+_OPS = {"==": "equals", "!=": "not_equals", ">": ">", ">=": ">=", "<": "<", "<=": "<=", "in": "in",
+        "starts_with": "starts_with", "ends_with": "ends_with", "sem_ver": "semver"}
+
+
+def condition_text(logic: Any) -> str:
+    """A compiled condition in words: `email ends_with "@acme.com"`, `country in ["DE", "FR"]`."""
+    if isinstance(logic, dict) and len(logic) == 1:
+        [(op, args)] = logic.items()
+        if op in ("and", "or") and isinstance(args, list):
+            return f" {op} ".join(condition_text(a) for a in args)
+        if op == "!" and isinstance(args, list) and len(args) == 1:
+            inner = condition_text(args[0])
+            return inner.replace(" in ", " not_in ", 1) if " in " in inner else f"not ({inner})"
+        if op in _OPS and isinstance(args, list) and args:
+            values = [a["var"] if isinstance(a, dict) and set(a) == {"var"} else json.dumps(a) for a in args]
+            if op == "in" and not isinstance(args[0], dict) and len(args) == 2:  # contains
+                return f"{values[1]} contains {values[0]}"
+            return f"{values[0]} {_OPS[op]} {' '.join(values[1:])}"
+    return render.plain(json.dumps(logic, sort_keys=True), 120)
+
+
+# --- drift: the store against the applied commit -----------------------------------------------------
+
+
+def drift_text(row: Row, files: FlagFiles, commit: str) -> tuple[str, tuple[str | None, ...]]:
+    """(how the stored entry differs from what the applied commit compiles to, the rules' names)."""
+    if row.entry is None:
+        return "", ()
+    head = files.get(row.key)
+    if head.flag is None or row.environment not in head.flag.environments:
+        return "", ()  # removed since, or unreadable: apply reports those
+    names = tuple(r.name for r in head.flag.environments[row.environment].rules)
+    try:
+        expected = flagd.compile_flag(head.flag, row.environment, row.rollout, commit)
+    except GitopsFlagsError:
+        return "", names
+    stored = {k: v for k, v in row.entry.items() if k != "metadata"}
+    if {k: v for k, v in expected.items() if k != "metadata"} != stored:
+        changed = sorted(k for k in set(expected) | set(stored) if k != "metadata"
+                         and expected.get(k) != stored.get(k))
+        return (f"the store serves something other than {head.path} at {commit[:12]} compiles to "
+                f"({', '.join(changed)}): a hand edit? See docs/store.md, 'Hand edits'"), names
+    return "", names
+
+
+def with_drift(found: list[Row], repo: Path, commit: str | None, policy: Policy | None, check: bool
+               ) -> tuple[list[Row], str]:
+    """The rows with rule names and drift filled in from the applied commit, and a note on what was not
+    checked (no repository, commit not in it, too many flags)."""
+    if not commit:
+        return found, ""
+    if not check:
+        return found, f"drift not checked for {len(found)} entries (more than {DRIFT_CHECK_MAX}; pass a KEY)"
+    try:
+        tree = git.GitTree(repo, commit)
+    except GitopsFlagsError:
+        return found, f"drift not checked: the applied commit {commit[:12]} is not in {repo}"
+    out = []
+    with tree:
+        files = FlagFiles(tree, policy)
+        for row in found:
+            drift, names = drift_text(row, files, commit)
+            out.append(Row(row.key, row.environment, row.state, row.default_variant, row.rollout, row.entry,
+                           names, drift))
+    return out, ""
+
+
+# --- output ---------------------------------------------------------------------------------------------
 
 
 def row_json(row: Row, now: datetime) -> dict[str, Any]:
     out: dict[str, Any] = {"flag": row.key, "environment": row.environment, "state": row.state,
-                           "default_variant": row.default_variant, "rollout": None}
+                           "default_variant": row.default_variant, "rollout": None,
+                           "drift": row.drift or None}
+    what = served(row.entry, row.rule_names)
+    out["served"] = what.to_json(row.entry.get("targeting") if row.entry else None) if what else None
     state = row.rollout
     if state is not None:
         due = rollout.next_due(state)
@@ -84,7 +255,9 @@ def row_json(row: Row, now: datetime) -> dict[str, Any]:
             "variant": state.variant,
             "stage": state.stage_index + 1,
             "stages": len(state.stages),
+            "stage_percentages": list(state.stages),
             "percentage": state.percentage,
+            "served_percentage": flagd.served_percentage(state),
             "status": state.status,
             "reason": state.reason,
             "paused_by": state.paused_by,
@@ -99,6 +272,21 @@ def row_json(row: Row, now: datetime) -> dict[str, Any]:
     return out
 
 
+def header(url: str, snapshot: StoreSnapshot) -> list[str]:
+    """Where the store is, what it was last applied from and when, and its seal."""
+    applied = snapshot.state.applied_commit
+    at = last_applied_at(snapshot)
+    lines = [f"store {url} (version {render.plain((snapshot.version or '-')[:12])}, seal: {snapshot.seal})"]
+    lines.append(f"applied commit {applied[:12] if applied else '-'}"
+                 + (f" at {when_text(at)}" if at else ""))
+    return lines
+
+
+def last_applied_at(snapshot: StoreSnapshot) -> datetime | None:
+    times = [u.succeeded_at for u in snapshot.state.units if u.succeeded_at is not None]
+    return max(times) if times else None
+
+
 def text(snapshot_rows: list[Row], now: datetime) -> str:
     lines: list[str] = []
     current = None
@@ -106,13 +294,17 @@ def text(snapshot_rows: list[Row], now: datetime) -> str:
         if row.key != current:
             current = row.key
             lines.append(row.key)
-        served = f"{row.state:<8} default {render.plain(row.default_variant or '-', 40)}"
-        lines.append(f"  {row.environment:<12} {served}")
+        what = served(row.entry, row.rule_names)
+        shown = render.plain(what.text(), 400) if what else "nothing: not in the store's flagd document"
+        lines.append(f"  {row.environment:<12} {row.state:<8} serves {shown}")
+        if row.drift:
+            lines.append(f"    DRIFT: {render.plain(row.drift, 400)}")
         state = row.rollout
         if state is None:
             continue
+        stages = " → ".join(f"{p}%" for p in state.stages)
         lines.append(f"    rollout of {render.plain(state.variant, 40)}: stage {state.stage_index + 1}/"
-                     f"{len(state.stages)}, {state.percentage}%, {state.status}"
+                     f"{len(state.stages)} ({stages}), {state.percentage}%, {state.status}"
                      + (f" - {render.plain(state.reason, 200)}" if state.reason else ""))
         lines.append(f"    next: {next_text(state, now)}")
         if state.last_gate is not None:
@@ -122,21 +314,13 @@ def text(snapshot_rows: list[Row], now: datetime) -> str:
     return "\n".join(lines)
 
 
-def _span(delta: timedelta) -> str:
-    """`2d 3h`, `45m`: precise enough to plan around a cron schedule."""
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
-    return " ".join(p for p in parts if p) or "0m"
-
-
 @click.command(name="status")
 @click.argument("key", required=False)
 @click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
-              help="Repository whose policy names the store (default: GITHUB_WORKSPACE or .).")
+              help="Repository whose policy names the store and whose applied commit is compared with the "
+                   "store (default: GITHUB_WORKSPACE or .).")
 @click.option("--now", "now_", metavar="ISO-8601", help="Show due times as of this time.")
 @click.option("--format", "format_", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def command(key: str | None, store_url_: str | None, repo: Path | None, now_: str | None, format_: str
@@ -151,26 +335,41 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
     now = now or services.clock()
     directory = repo_dir(repo, env)
     policy: Policy | None = None
-    if store is None:
-        try:
-            tree = git.GitTree(directory, "HEAD")
-        except GitopsFlagsError:
-            tree = None  # not a git repository (or no commit yet): the default store
-        if tree is not None:
-            with tree:
-                policy = read_policy(tree)
+    try:
+        tree = git.GitTree(directory, "HEAD")
+    except GitopsFlagsError:
+        tree = None  # not a git repository (or no commit yet): the default store, no drift check
+    if tree is not None:
+        with tree:
+            policy = read_policy(tree)
     url = resolve_store_url(store, policy, directory, in_actions=env.in_actions)
+    require_existing(url)
     snapshot = checked_read(services.open_store(url, env), Notice.of("status", env, services.environ, policy))
-    found = rows(snapshot, key)
-    if format_ == "json":
-        data = {"store": url, "version": snapshot.version, "applied_commit": snapshot.state.applied_commit,
-                "now": now.isoformat(), "flags": [row_json(row, now) for row in found]}
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    elif found:
-        click.echo(text(found, now))
-    elif snapshot.version is None:
-        click.echo(f"the store {url} is empty (nothing applied yet)")
+    if snapshot.version is None:
+        raise GitopsFlagsError(f"no flag store at {url}: nothing was ever written there. Check --store (or "
+                               f"the policy's store); {INIT_HINT}")
+    everything = rows(snapshot)
+    found = [row for row in everything if key is None or row.key == key]
     if key is not None and not found:
-        click.echo(f"no flag {key!r} in the store {url}", err=True)
+        near = difflib.get_close_matches(key, sorted({row.key for row in everything}), n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        click.echo(f"error: no flag {key!r} in the store {url}{hint}", err=True)
         return 1
+    found, note = with_drift(found, directory, snapshot.state.applied_commit, policy,
+                             key is not None or len(found) <= DRIFT_CHECK_MAX)
+    if format_ == "json":
+        at = last_applied_at(snapshot)
+        data = {"store": url, "version": snapshot.version, "seal": snapshot.seal,
+                "applied_commit": snapshot.state.applied_commit,
+                "applied_at": at.isoformat() if at else None, "now": now.isoformat(),
+                "drift_note": note or None, "flags": [row_json(row, now) for row in found]}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    click.echo("\n".join(header(url, snapshot)))
+    if note:
+        click.echo(f"note: {note}")
+    if found:
+        click.echo(text(found, now))
+    else:
+        click.echo("the store serves no flags")
     return 0
