@@ -146,8 +146,8 @@ def big_repository(tmp: Path) -> None:
             double.review(number, who, "APPROVED")
         double.merge(number, "mira")
         payload = double.event("push")
-        job = actions.run(["apply", "--store", store, "--now", "2026-11-24T10:00:00Z"], event="push",
-                          payload=payload, ref="origin/main", run_id=2)
+        first = ["apply", "--store", store, "--init", "--now", "2026-11-24T10:00:00Z"]
+        job = actions.run(first, event="push", payload=payload, ref="origin/main", run_id=2)
         assert job.code == 0, job
         print(f"  apply, first (baseline of 20,000 flag×env units + 1 PR): {job.seconds:5.1f} s")
         number = toggle_pr(double, 3, "bench/three-more", offset=5000)

@@ -468,7 +468,7 @@ class Lifecycle:
         """The apply workflow on a push to main."""
         main = self.double.branch_sha("main")
         payload = self.double.event("push", ref="refs/heads/main", after=main)
-        return self.actions.start(["apply", "--store", self.store, "--now", now], event="push",
+        return self.actions.start(["apply", "--store", self.store, "--init", "--now", now], event="push",
                                   payload=payload, ref="origin/main", run_id=run_id or next(self.run_ids),
                                   attempt=attempt)
 
