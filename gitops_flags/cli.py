@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "status": "Show served state and rollout progress per environment.",
     "audit": "Show the audit log of applied changes.",
     "store": "Check the flag store's seal, or re-seal it after an intended hand edit.",
+    "doctor": "Audit the GitHub settings the governance depends on (branch rules, environment, secrets).",
 }
 
 
