@@ -138,19 +138,6 @@ def output_text(values: Mapping[str, str], delimiter: str | None = None) -> str:
     return "".join(lines)
 
 
-def stop_commands(text: str, token: str | None = None) -> str:
-    """`text` framed by `::stop-commands::` so the runner executes no workflow command hidden in it.
-
-    The runner reads a line that starts (after blanks) with `::` as a command, so PR-supplied text printed
-    to the log could otherwise add masks, annotations or outputs. The token is random per call.
-    """
-    token = token or f"gitops-flags-{secrets.token_hex(16)}"
-    if token in text:
-        raise ValueError("the stop-commands token occurs in the text")
-    body = text if text.endswith("\n") else text + "\n"
-    return f"::stop-commands::{token}\n{body}::{token}::\n"
-
-
 def read_event(path: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("Aborted.", err=True)
         return 2
     except GitopsFlagsError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from .inert import echo  # its text may quote repository content
+
+        echo(f"error: {exc}", err=True)
         return int(getattr(exc, "exit_code", 2))  # a refused store says 1: found a problem, not misconfigured
     return int(result or 0)
 

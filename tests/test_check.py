@@ -32,6 +32,7 @@ from github_fixtures import (
     review,
     wire,
 )
+from runner_commands import commands, foreign
 
 from gitops_flags import actions_env, cli, render
 from gitops_flags.actions_env import PullTarget, Skip
@@ -546,7 +547,7 @@ HOSTILE = ('@everyone <script>alert(1)</script> <!-- gitops-flags:sticky --> [x]
 def test_hostile_text_from_the_pr_is_inert_in_every_report(rsps: Mock, repo: Any, env: dict[str, Path],
                                                            monkeypatch: MP, capsys: Capsys) -> None:
     root, base, _ = repo
-    text = (FLAG % "false").replace('default_variant: "on"', f"default_variant: '{HOSTILE}'")
+    text = (FLAG % "false").replace('default_variant: "on"', f"default_variant: '::add-mask::x {HOSTILE}'")
     text = text.replace("Offers the dark colour theme.", f"'::add-mask::x {HOSTILE}'")
     (root / "flags" / "dark_mode.yaml").write_text(text)
     git(root, "commit", "-q", "-am", "hostile")
@@ -566,16 +567,10 @@ def test_hostile_text_from_the_pr_is_inert_in_every_report(rsps: Mock, repo: Any
     status = status_sent(rsps)
     assert len(status["description"]) <= 140 and "\n" not in status["description"]
     out = capsys.readouterr().out
-    # PR text reaches the log only between stop-commands and its resume token: no workflow command runs
-    start = re.search(r"^::stop-commands::(\S+)$", out, flags=re.M)
-    assert start is not None
-    token = start.group(1)
-    framed = out[start.end():out.index(f"\n::{token}::\n")]
-    assert "::add-mask::" in framed or "add-mask" not in out
-    outside = out.replace(framed, "")
-    assert not [line for line in outside.splitlines() if line.lstrip().startswith("::add-mask")]
-    annotations = [line for line in outside.splitlines() if line.startswith("::error ")]
-    assert annotations and all("\n" not in a for a in annotations)
+    # PR text reaches the log inert (gitops_flags.inert): the only commands are the tool's own annotations
+    assert "add-mask" in out and foreign(out, "add-mask") == []
+    annotations = [c for c in commands(out) if c.head.startswith("error ")]
+    assert annotations and all("\n" not in a.line for a in annotations)
 
 
 def test_a_rate_limited_write_puts_the_report_in_the_summary_and_exits_2(rsps: Mock, repo: Any,
@@ -672,9 +667,3 @@ def test_output_delimiter_is_random_and_absent_from_the_value() -> None:
     assert actions_env.output_text({"verdict": "pending"}) == "verdict=pending\n"
 
 
-def test_stop_commands_frames_text_with_a_random_token() -> None:
-    framed = actions_env.stop_commands("::add-mask::x\n  ::error::y")
-    lines = framed.splitlines()
-    token = lines[0].removeprefix("::stop-commands::")
-    assert len(token) > 20 and lines[-1] == f"::{token}::" and lines[1:3] == ["::add-mask::x", "  ::error::y"]
-    assert actions_env.stop_commands("a") != actions_env.stop_commands("a")

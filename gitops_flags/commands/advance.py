@@ -31,6 +31,7 @@ import requests
 
 from .. import flagd, git, health, notify, render, rollout, validate
 from ..actions_env import ActionsEnv, append_summary
+from ..inert import echo
 from ..model import POLICY_PATH, Flag, Policy, RolloutPlan
 from ..problems import GitopsFlagsError, Problem
 from ..store import ConflictError, Store, StoreSnapshot, Update
@@ -464,16 +465,16 @@ def run(options: Options, services: Services) -> int:
         decision, snapshot, latest = _decide_and_write(store, files, now, options, services, env,
                                                        channels.outbound, notice)
     for outcome in decision.outcomes:
-        click.echo(("(dry run) " if options.dry_run and outcome.event else "") + outcome_text(outcome))
+        echo(("(dry run) " if options.dry_run and outcome.event else "") + outcome_text(outcome))
     total = sum(len(envs) for envs in snapshot.state.rollouts.values())
     if not decision.outcomes:
-        click.echo(f"nothing due ({total} rollout{'s' if total != 1 else ''} in {store.where}); "
+        echo(f"nothing due ({total} rollout{'s' if total != 1 else ''} in {store.where}); "
                    + next_due_text(snapshot, now))
     undelivered: tuple[str, ...] = ()
     if options.dry_run:
         pending = notify.pending_note(latest.outbox)
         if pending:
-            click.echo(f"note: {pending}")
+            echo(f"note: {pending}")
     elif latest.outbox:
         undelivered = _deliver(store, latest.outbox, decision, channels, now)
     append_summary(env.summary_path, summary_markdown(decision.outcomes, options.dry_run, total, undelivered))
@@ -523,7 +524,7 @@ def _decide_and_write(store: Store, files: FlagFiles, now: datetime, options: Op
             if attempt == ATTEMPTS:
                 raise
             continue  # another run wrote first: read again, decide again
-        click.echo(f"store {store.where} now at version {version[:12]}")
+        echo(f"store {store.where} now at version {version[:12]}")
         return decision, snapshot, update.state
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -536,7 +537,7 @@ def _deliver(store: Store, pending: list[OutboxEntry], decision: Decision, chann
     flushed = notify.flush(store, pending, notifier=channels.commenter, webhook_url=channels.webhook_url,
                            now=now, own=own)
     for problem in flushed.problems:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)
     return flushed.problems
 
 

@@ -30,6 +30,7 @@ import click
 
 from .. import actions_env, approvals, changes, git, notify, reconcile, validate
 from ..actions_env import ActionsEnv
+from ..inert import echo, echo_command
 from ..model import CODEOWNERS_PATHS, POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
@@ -606,7 +607,7 @@ class _Walker:
 
     def _fail(self, commit: str, todo: Sequence[changes.Change], error: str, report: Report) -> bool:
         report.failures.append(f"{error} — the next run resumes here")
-        click.echo(f"error: {error}", err=True)
+        echo(f"error: {error}", err=True)
         if self.options.dry_run:
             return False
 
@@ -623,7 +624,7 @@ class _Walker:
             if update(self.store, decide) is not None:
                 self._wrote(holder[0])
         except (GitopsFlagsError, OSError) as exc:
-            click.echo(f"error: the failure could not be recorded in the store either: {exc}", err=True)
+            echo(f"error: the failure could not be recorded in the store either: {exc}", err=True)
         return False
 
     def finish(self, report: Report) -> None:
@@ -644,7 +645,7 @@ class _Walker:
                 self._wrote(holder[0].state)
         except (GitopsFlagsError, OSError) as exc:
             report.failures.append(f"recording the applied commit {target[:12]}: {exc}")
-            click.echo(f"error: recording the applied commit {target[:12]}: {exc}", err=True)
+            echo(f"error: recording the applied commit {target[:12]}: {exc}", err=True)
 
 
 def _snapshot(wrote: Update, version: str | None) -> StoreSnapshot:
@@ -666,9 +667,9 @@ def _header(options: Options, where: str, snapshot: StoreSnapshot, head: str, st
     frm = start[:12] if start else "an empty store"
     prefix = "dry run: " if options.dry_run else ""
     plural = "s" if steps != 1 else ""
-    click.echo(f"{prefix}store {where}: from {frm} to {head[:12]} ({steps} commit{plural})")
+    echo(f"{prefix}store {where}: from {frm} to {head[:12]} ({steps} commit{plural})")
     if not options.verify:
-        click.echo("WARNING: approvals are NOT verified (--no-verify-approvals): changes are applied and "
+        echo("WARNING: approvals are NOT verified (--no-verify-approvals): changes are applied and "
                    "audited as unverified", err=True)
 
 
@@ -679,38 +680,38 @@ def _warn_ephemeral(url: str, env: ActionsEnv) -> None:
     path = Path(url.removeprefix("file:")).resolve()
     workspace = Path(env.workspace).resolve()
     if path == workspace or workspace in path.parents:
-        click.echo(f"::warning title=gitops-flags apply::the flag store {path} is inside the checkout and is "
-                   "lost when the job ends; use a github-branch store in Actions (docs/apply.md)")
+        echo_command(f"::warning title=gitops-flags apply::the flag store {path} is inside the checkout and "
+                     "is lost when the job ends; use a github-branch store in Actions (docs/apply.md)")
 
 
 def _echo_results(results: Sequence[UnitResult]) -> None:
     for result in results:
-        click.echo(notify.line(result), err=result.outcome != "applied")
+        echo(notify.line(result), err=result.outcome != "applied")
 
 
 def _report(options: Options, env: ActionsEnv, store: Store, head: str, report: Report, walker: _Walker,
             channels: _Channels) -> int:
     results, where = report.results, store.where
     for note in report.notes:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     if env.in_actions:
         for result in results:
             command_line = notify.workflow_command(result)
             if command_line:
-                click.echo(command_line)
+                echo_command(command_line)
     outcomes = ("applied", "warned", "blocked", "skipped")
     counts = {o: sum(1 for r in results if r.outcome == o) for o in outcomes}
     verb = "would be" if options.dry_run else "were"
     skipped = f", {counts['skipped']} intermediate states never served" if counts["skipped"] else ""
-    click.echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
+    echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
                f"{counts['blocked']} blocked{skipped} ({verb} written to {where})")
     if report.failures:
-        click.echo("stopped at a failure (above); the next run resumes there", err=True)
+        echo("stopped at a failure (above); the next run resumes there", err=True)
     undelivered: list[str] = []
     if options.dry_run:
         pending = notify.pending_note(walker.latest.outbox)
         if pending:
-            click.echo(f"note: {pending}")
+            echo(f"note: {pending}")
     else:
         undelivered = _deliver(store, report, walker, channels)
     summary = notify.job_summary(results, store=where, head=head, verified=options.verify,
@@ -725,9 +726,9 @@ def _deliver(store: Store, report: Report, walker: _Walker, channels: _Channels)
     Failures are warnings: the store was written, and the entries wait for the next run."""
     if report.results or report.failures:
         if channels.notifier is None and any(r.unit.pull is not None for r in report.results):
-            click.echo("note: no GitHub token and repository: the merged PRs get no comment")
+            echo("note: no GitHub token and repository: the merged PRs get no comment")
         if channels.webhook_variable and not channels.webhook_url:
-            click.echo(f"note: the webhook variable {channels.webhook_variable} (from the policy) is not "
+            echo(f"note: the webhook variable {channels.webhook_variable} (from the policy) is not "
                        "set: no webhook sent")
     own = {e.id: e for e in walker.outbox.complete(report)}
     stored = walker.latest.outbox
@@ -741,8 +742,8 @@ def _deliver(store: Store, report: Report, walker: _Walker, channels: _Channels)
                            now=walker.now, own=own.keys(), recorded=stored_ids)
     waiting = sum(1 for d in flushed.deliveries if d.status == "skipped")
     if waiting:
-        click.echo(f"note: {waiting} earlier notification(s) wait in the store's outbox for a run with "
+        echo(f"note: {waiting} earlier notification(s) wait in the store's outbox for a run with "
                    "a GitHub token or the webhook variable")
     for problem in flushed.problems:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)
     return list(flushed.problems)

@@ -7,7 +7,6 @@ themselves, as a list.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import click
 
 from .. import render, validate
 from ..actions_env import ActionsEnv
+from ..inert import echo, json_text
 from ..tree import DirTree
 from . import apply
 
@@ -43,12 +43,12 @@ def command(key: str | None, environment: str | None, store_arg: str | None, rep
     if limit is not None:
         records = records[-limit:]
     if fmt == "json":
-        click.echo(json.dumps(records, indent=2, sort_keys=True, ensure_ascii=False))
+        echo(json_text(records, indent=2, sort_keys=True, ensure_ascii=False))
     else:
         for record in records:
-            click.echo(text_line(record))
+            echo(text_line(record))
         if not records:
-            click.echo("no audit records" + (" match" if key or environment else ""), err=True)
+            echo("no audit records" + (" match" if key or environment else ""), err=True)
     return 0
 
 

@@ -22,6 +22,7 @@ import click
 from .. import actions_env, github, model, render
 from ..actions_env import ActionsEnv, PullTarget, Skip
 from ..github import GitHubClient, GitHubError, PullInfo, TooManyFiles, Trees, WriteForbidden
+from ..inert import echo, echo_command
 from ..problems import GitopsFlagsError, Problem, Severity
 from ..result import Evaluation
 from ..snapshot import Review
@@ -67,13 +68,13 @@ client_factory: ClientFactory = default_client  # tests swap in a client without
 def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     target = _target(options, env)
     if isinstance(target, Skip):
-        click.echo(f"gitops-flags: nothing to do ({target.reason})")
+        echo(f"gitops-flags: nothing to do ({target.reason})")
         return 0
     repository, number = target
     client = make_client(env.api_url, env.token or None, repository)
     pull = client.pull(number)
     if pull.state == "closed":  # merged or abandoned: a status, comment or review request would be noise
-        click.echo(f"gitops-flags: nothing to do (pull request #{number} is closed)")
+        echo(f"gitops-flags: nothing to do (pull request #{number} is closed)")
         return 0
     reviews = client.reviews(number)
     checkout = options.checkout or Path(env.workspace or ".")
@@ -131,13 +132,13 @@ def outputs(evaluation: Evaluation) -> dict[str, str]:
 
 
 def _log(text: str, env: ActionsEnv) -> None:
-    """Print text that quotes the PR; inside Actions, framed so the runner runs no command hidden in it."""
-    click.echo(actions_env.stop_commands(text) if env.in_actions else text, nl=False)
+    """Print text that quotes the PR: no line of it is a workflow command (`inert`)."""
+    echo(text, nl=False)
 
 
 def _annotate(message: str, severity: Severity, title: str, env: ActionsEnv) -> None:
     if env.in_actions:
-        click.echo(render.annotation(Problem("", None, None, message, severity, title)))
+        echo_command(render.annotation(Problem("", None, None, message, severity, title)))
 
 
 def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluation: Evaluation,
@@ -147,7 +148,7 @@ def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluati
     _log(render.plan_text(evaluation), env)
     if env.in_actions:
         for line in render.annotations(evaluation.problems):
-            click.echo(line)
+            echo_command(line)
     summary = render.job_summary(evaluation, links)
     actions_env.write_outputs(env.output_path, outputs(evaluation))
 
@@ -161,17 +162,17 @@ def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluati
     worth_a_comment = bool(evaluation.changes or evaluation.problems or evaluation.verdict != "approved")
     users, teams = github.review_requests(render.awaited(evaluation), pull, reviews, client.owner)
     if pull.draft and (users or teams):  # `ready_for_review` runs the check again and asks then
-        click.echo(f"gitops-flags: draft pull request: reviews from {', '.join([*users, *teams])} are "
+        echo(f"gitops-flags: draft pull request: reviews from {', '.join([*users, *teams])} are "
                    "requested once it is ready for review")
         users, teams = [], []
 
     if options.dry_run:
-        click.echo(f"--- commit status ({context}) on {pull.head_sha[:12]}: {state}: {description}")
+        echo(f"--- commit status ({context}) on {pull.head_sha[:12]}: {state}: {description}")
         action = ("unchanged, not edited" if unchanged else f"edit comment {sticky.id}") if sticky else (
             "create" if worth_a_comment else "none (nothing to report)")
-        click.echo(f"--- sticky comment: {action}")
+        echo(f"--- sticky comment: {action}")
         _log(body, env)
-        click.echo(f"--- review requests: users {users or '-'}, teams {teams or '-'}")
+        echo(f"--- review requests: users {users or '-'}, teams {teams or '-'}")
         actions_env.append_summary(env.summary_path, summary)
         return exit_code(evaluation, options.fail_on_pending)
 
@@ -184,13 +185,13 @@ def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluati
         if users or teams:
             warning = client.request_reviewers(pull.number, users, teams)
             if warning:
-                click.echo(f"warning: {warning}", err=True)
+                echo(f"warning: {warning}", err=True)
                 _annotate(warning, "warning", "review-request", env)
     except GitHubError as exc:  # the report could not be posted: the job summary gets it all
         help_text = _write_help(exc, pull, env)
         warning = f"> [!WARNING]\n> {render.escape_md(help_text, 2000)}\n\n"
         actions_env.append_summary(env.summary_path, warning + summary)
-        click.echo(f"error: {help_text}", err=True)
+        echo(f"error: {help_text}", err=True)
         _annotate(help_text, "error", "cannot-report", env)
         return 2
     actions_env.append_summary(env.summary_path, summary)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from ..inert import echo
 from ..model import CODEOWNERS_PATHS, POLICY_PATH
 
 # template file (in gitops_flags/templates) → where it goes, relative to the repository root
@@ -59,22 +60,22 @@ def command(directory: Path, force: bool) -> int:
             kept = owners_at
     existing = [dest for dest in files if (directory / dest).exists()]
     if existing and not force:
-        click.echo("error: these files exist already (use --force to overwrite them):", err=True)
+        echo("error: these files exist already (use --force to overwrite them):", err=True)
         for dest in existing:
-            click.echo(f"  {dest}", err=True)
+            echo(f"  {dest}", err=True)
         return 2
     for dest, content in files.items():
         target = directory / dest
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
-        click.echo(f"wrote {dest}")
+        echo(f"wrote {dest}")
     if kept:
         rules = [line for line in template("CODEOWNERS").splitlines() if line and not line.startswith("#")]
-        click.echo(f"kept {kept} (GitHub reads only one CODEOWNERS); the `codeowner` role means its owners. "
+        echo(f"kept {kept} (GitHub reads only one CODEOWNERS); the `codeowner` role means its owners. "
                    "Make sure it owns the flags, for example:")
         for line in rules:
-            click.echo(f"  {line}")
-    click.echo(
+            echo(f"  {line}")
+    echo(
         "\nNext: replace the placeholder teams (@your-org/...) in the policy and CODEOWNERS and OWNER in "
         "the workflows, then run `gitops-flags validate`."
     )

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from .. import approvals, changes, codeowners, git, render, validate
+from ..inert import echo, json_text
 from ..problems import GitopsFlagsError
 from ..result import Evaluation
 from ..snapshot import ContentReader, PullSnapshot, Review, TeamLookup
@@ -42,7 +43,7 @@ def command(base: str, head: str, repo: Path, pull_file: Path | None, fmt: str) 
     evaluation = plan(repo, base_sha, head_sha, pull)
     if evaluation is None:
         return 2
-    click.echo(output(evaluation, fmt), nl=False)
+    echo(output(evaluation, fmt), nl=False)
     return 0 if evaluation.verdict == "approved" else 1
 
 
@@ -58,9 +59,9 @@ def _plan(
     base_sha, head_sha = base_tree.sha, head_tree.sha
     policy, policy_problems = validate.read_policy(base_tree)
     if policy is None:
-        click.echo(f"error: cannot evaluate: the base commit {base_sha[:12]} has no usable policy", err=True)
+        echo(f"error: cannot evaluate: the base commit {base_sha[:12]} has no usable policy", err=True)
         for problem in policy_problems:
-            click.echo(f"  {problem.location()}: {problem.severity}: {problem.message}", err=True)
+            echo(f"  {problem.location()}: {problem.severity}: {problem.message}", err=True)
         return None
     owners = codeowners.find_codeowners(base_tree)
     # The PR's files, as GitHub lists them: changed since the merge base. Each is then compared between the
@@ -78,7 +79,7 @@ def _plan(
 
 def output(evaluation: Evaluation, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(evaluation.to_json(), indent=2, ensure_ascii=False) + "\n"
+        return json_text(evaluation.to_json(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return render.comment_markdown(evaluation).rstrip("\n") + "\n"
     return render.plan_text(evaluation)

@@ -23,6 +23,7 @@ import click
 
 from .. import flagd, git, render, rollout
 from ..actions_env import ActionsEnv
+from ..inert import echo, json_text
 from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import StoreSnapshot
@@ -353,7 +354,7 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
     if key is not None and not found:
         near = difflib.get_close_matches(key, sorted({row.key for row in everything}), n=3)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
-        click.echo(f"error: no flag {key!r} in the store {url}{hint}", err=True)
+        echo(f"error: no flag {key!r} in the store {url}{hint}", err=True)
         return 1
     found, note = with_drift(found, directory, snapshot.state.applied_commit, policy,
                              key is not None or len(found) <= DRIFT_CHECK_MAX)
@@ -363,13 +364,13 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
                 "applied_commit": snapshot.state.applied_commit,
                 "applied_at": at.isoformat() if at else None, "now": now.isoformat(),
                 "drift_note": note or None, "flags": [row_json(row, now) for row in found]}
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        echo(json_text(data, indent=2, ensure_ascii=False))
         return 0
-    click.echo("\n".join(header(url, snapshot)))
+    echo("\n".join(header(url, snapshot)))
     if note:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     if found:
-        click.echo(text(found, now))
+        echo(text(found, now))
     else:
-        click.echo("the store serves no flags")
+        echo("the store serves no flags")
     return 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from ..inert import echo, echo_command, json_text
 from ..model import POLICY_PATH, Policy
 from ..problems import GitopsFlagsError, Problem, has_errors
 from ..tree import DirTree
@@ -64,7 +64,7 @@ def summary(problems: Sequence[Problem], flags: int, schemas: int) -> str:
 
 def output(problems: Sequence[Problem], fmt: str, flags: int = 0, schemas: int = 0) -> None:
     if fmt == "json":
-        click.echo(json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
+        echo(json_text([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
         return
     if fmt == "github":
         from .. import render  # only this format needs it (and what it imports, the diff and its checks)
@@ -73,8 +73,11 @@ def output(problems: Sequence[Problem], fmt: str, flags: int = 0, schemas: int =
         shown[problem.severity] += 1
         # GitHub keeps only the first few annotations of each severity per step; the rest stay in the log.
         annotate = fmt == "github" and shown[problem.severity] <= render.ANNOTATIONS_PER_SEVERITY
-        click.echo(render.annotation(problem) if annotate else text_line(problem))
-    click.echo(summary(problems, flags, schemas))
+        if annotate:
+            echo_command(render.annotation(problem))
+        else:
+            echo(text_line(problem))
+    echo(summary(problems, flags, schemas))
 
 
 def _selection(root: Path, tree: DirTree, paths: Sequence[str], policy: Policy | None) -> tuple[
@@ -110,7 +113,7 @@ def run(root: Path, paths: Sequence[str], fmt: str, jobs: int | None = None) -> 
     schemas = sum(1 for p in result.checked if is_schema_path(p, policy))
     output(problems, fmt, len(result.checked) - schemas, schemas)
     if policy is None:
-        click.echo(f"error: cannot validate without a valid policy file ({POLICY_PATH} in {root})", err=True)
+        echo(f"error: cannot validate without a valid policy file ({POLICY_PATH} in {root})", err=True)
         return 2
     return 1 if has_errors(problems) else 0
 
