@@ -126,7 +126,7 @@ def default_store_opener(url: str, env: ActionsEnv) -> Store:
         repository, _ = branch_location(url.removeprefix("github-branch:"))
         token = os.environ.get(TOKEN_ENV) or env.token
         if repository and not os.environ.get(TOKEN_ENV):
-            click.echo(f"note: the store {url} is in another repository and {TOKEN_ENV} is not set: trying "
+            echo(f"note: the store {url} is in another repository and {TOKEN_ENV} is not set: trying "
                        "GITHUB_TOKEN, which can write only its own repository (docs/store.md)", err=True)
         if not (token and (repository or env.repository)):
             raise StoreError(

@@ -24,6 +24,7 @@ import click
 
 from .. import actions_env, notify, render
 from ..actions_env import ActionsEnv
+from ..inert import echo, echo_command
 from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import Store, StoreCorrupt, StoreError, StoreSnapshot
@@ -68,9 +69,9 @@ def checked_read(store: Store, notice: Notice, *, warn: bool = True) -> StoreSna
 def warn_seal(snapshot: StoreSnapshot, where: str) -> None:
     """With a key, an unsealed store that is not empty never gets here (it is refused)."""
     if snapshot.seal == "unsealed" and not _key_set():
-        click.echo(UNSEALED_WARNING.format(where=where), err=True)
+        echo(UNSEALED_WARNING.format(where=where), err=True)
     elif snapshot.seal == "unverified":
-        click.echo(UNVERIFIED_WARNING.format(where=where), err=True)
+        echo(UNVERIFIED_WARNING.format(where=where), err=True)
 
 
 def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
@@ -78,7 +79,7 @@ def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
     text = render.plain(problem, 1000)
     headline = f"gitops-flags {notice.command}: the flag store was NOT used: {text}"
     if notice.env.in_actions:
-        click.echo(f"::error title=gitops-flags {notice.command}::{_escape_command(headline)}")
+        echo_command(f"::error title=gitops-flags {notice.command}::{_escape_command(headline)}")
     actions_env.append_summary(notice.env.summary_path, "\n".join([
         f"## gitops-flags {notice.command}: flag store refused", "",
         "> [!CAUTION]", f"> {render.escape_md(text, 1000)}", "",
@@ -96,7 +97,7 @@ def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
         try:
             notify.send_webhook(url, payload)
         except (GitopsFlagsError, OSError) as exc:
-            click.echo(f"warning: the webhook could not be told: {exc}", err=True)
+            echo(f"warning: the webhook could not be told: {exc}", err=True)
     raise StoreRefused(f"{text}\nThe store was not used; nothing was written.")
 
 
@@ -112,10 +113,10 @@ def repair(store: Store, notice: Notice, now: datetime) -> Repaired:
     except StoreCorrupt as exc:
         refuse(store.where, str(exc), notice)
     if repaired.restored_from:
-        click.echo(f"repaired {store.where}: {render.plain(repaired.problem, 600)}")
-        click.echo(f"restored {repaired.restored_from}; now at version {(repaired.version or '')[:12]}")
+        echo(f"repaired {store.where}: {render.plain(repaired.problem, 600)}")
+        echo(f"restored {repaired.restored_from}; now at version {(repaired.version or '')[:12]}")
     else:
-        click.echo(f"{store.where} verifies: nothing to repair")
+        echo(f"{store.where} verifies: nothing to repair")
     return repaired
 
 
@@ -182,7 +183,7 @@ def reseal(store_arg: str | None, repo: Path, reason: str, now_arg: str | None) 
     record = audit_record("store_resealed", now, store.where, "hand edit accepted and re-sealed",
                           reason=reason, actor=actor)
     version = str(method([record]))
-    click.echo(f"re-sealed {store.where} with key {key.key_id}; now at version {version[:12]}")
+    echo(f"re-sealed {store.where} with key {key.key_id}; now at version {version[:12]}")
     return 0
 
 
@@ -200,12 +201,12 @@ def verify(store_arg: str | None, repo: Path) -> int:
     except StoreCorrupt as exc:
         refuse(store.where, str(exc), notice)
     if snapshot.version is None:
-        click.echo(f"{store.where} is empty: nothing to verify")
+        echo(f"{store.where} is empty: nothing to verify")
         return 0
     if snapshot.seal != "verified":
-        click.echo(f"{store.where} is not sealed; adopt it with `gitops-flags store reseal`", err=True)
+        echo(f"{store.where} is not sealed; adopt it with `gitops-flags store reseal`", err=True)
         return 1
-    click.echo(f"{store.where} verifies: version {snapshot.version[:12]}, {len(records)} audit records")
+    echo(f"{store.where} verifies: version {snapshot.version[:12]}, {len(records)} audit records")
     return 0
 
 
