@@ -332,7 +332,7 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
         location.require_existing(url)
     if missing is not None and not options.dry_run:
         missing.mkdir(parents=True)
-        click.echo(f"started a new flag store at {url}")
+        echo(f"started a new flag store at {url}")
     store = store_opener(url, env)
     _warn_ephemeral(url, env)
     now = options.now or datetime.now(UTC).replace(microsecond=0)

@@ -22,6 +22,7 @@ from .. import actions_env, doctor, validate
 from ..actions_env import ActionsEnv
 from ..codeowners import LOCATIONS
 from ..doctor import Answer, BranchRules, Facts
+from ..inert import echo
 from ..model import StoreConfig
 from ..problems import GitopsFlagsError
 from ..tree import DirTree
@@ -180,7 +181,7 @@ def command(repository: str | None, directory: Path, environment: str, format_: 
     rendered = {"text": doctor.text, "json": doctor.as_json, "markdown": doctor.markdown}[format_](
         facts, found
     )
-    click.echo(rendered)
+    echo(rendered)
     if env.in_actions and format_ != "markdown":
         actions_env.append_summary(env.summary_path, doctor.markdown(facts, found))
     return 1 if doctor.failed(found, strict) else 0
