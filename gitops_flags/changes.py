@@ -271,7 +271,8 @@ class _Differ:
             summary = "description changed" if old.description != new.description else "no change in meaning"
             if old.version != new.version:
                 summary += f"; version {old.version} → {new.version}"
-            self._check_version(path, after, old, new, changed=False)
+            # A new description is a change too: consumers that pin a version must see a new one.
+            self._check_version(path, after, old, new, changed=old.description != new.description)
             return [change("schema_update", summary, False)]
         self._check_version(path, after, old, new, changed=True)
         breaking, reasons = schema_compat.is_breaking(old.json_schema, new.json_schema)

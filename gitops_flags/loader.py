@@ -63,6 +63,7 @@ class Limits:
     max_bytes: int = 1024 * 1024  # file size limit (1 MiB)
     max_depth: int = 64  # nesting depth of mappings/sequences
     max_nodes: int = 100_000  # total nodes after alias expansion (billion-laughs guard)
+    max_expanded: int = 4 * 1024 * 1024  # characters of text after alias expansion (a string used often)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_depth <= _COMPOSER_SAFE_DEPTH:
@@ -79,6 +80,7 @@ class Document:
     warnings: tuple[Problem, ...] = ()  # YAML 1.1 surprises (severity "error" for `on:`-style keys)
     node: Node | None = field(default=None, repr=False, compare=False)  # composed root, for positions
     lines: _LineMap | None = field(default=None, repr=False, compare=False)  # see _line_map
+    size: int = 0  # characters of text after alias expansion (the file's size when it has no alias)
 
 
     def position(self, loc: Sequence[str | int]) -> tuple[int, int]:
@@ -176,9 +178,11 @@ def load_bytes(raw: bytes, file: str, limits: Limits = DEFAULT_LIMITS) -> Docume
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
         line, col = _where(root.start_mark, lines)
         _fail(file, line, col, f"the top level is {kind}; {expected}", "root-not-mapping")
-    builder = _Builder(file, limits, shared=b"*" in raw, lines=lines)  # no '*': no aliases, no sharing
+    shared = b"*" in raw  # no '*': no aliases, no sharing
+    builder = _Builder(file, limits, shared=shared, lines=lines)
     data = builder.build(root)
-    return Document(file, data, tuple(builder.warnings), root, lines)
+    size = builder.expanded(root, limits.max_expanded) if shared else len(raw)
+    return Document(file, data, tuple(builder.warnings), root, lines, size)
 
 
 # --- building plain data from nodes -----------------------------------------------------------------
@@ -341,6 +345,36 @@ class _Builder:
             return text
         self.bad_tag(node)
 
+    def expanded(self, root: Node, limit: int) -> int:
+        """Characters of text once every alias is expanded (the node limit alone lets one 64 KiB string,
+        used 10,000 times, through). Each node is sized once; an anchor's size counts at every use."""
+        sizes: dict[int, int] = {}
+        over: list[Node] = []
+
+        def size(node: Node) -> int:
+            hit = sizes.get(id(node))
+            if hit is not None:
+                if hit > limit // 64 and not over:
+                    over.append(node)  # the anchor that costs the most is the one to name
+                return hit
+            if node.__class__ is ScalarNode:
+                n = len(node.value) + 1
+            elif node.__class__ is MappingNode:
+                n = 1 + sum(size(k) + size(v) for k, v in node.value)
+            else:
+                n = 1 + sum(size(item) for item in node.value)
+            sizes[id(node)] = n
+            return n
+
+        total = size(root)
+        if total > limit:
+            culprit = over[0] if over else root
+            line = _where(culprit.start_mark, self.lines)[0]
+            message = (f"aliases expand to more than {limit} characters of text (the anchor on line {line} "
+                       "is used many times)")
+            self.fail(culprit, message, "alias-expansion")
+        return total
+
     # --- YAML 1.1 surprises ---
 
     def bool_warning(self, node: Node, text: str, value: bool, is_key: bool) -> None:
@@ -493,12 +527,27 @@ def _yaml_problem(
         message = "a tab where YAML needs spaces (it takes tabs only inside values); use spaces"
         return Problem(file, line, col, message, "error", "tab-indent")
     message = f"YAML syntax error: {problem}"
-    if error.context:
+    hint = _hint(problem, line, col)
+    if hint:
+        message += f"; {hint}"
+    elif error.context:
         where = f" on line {_where(error.context_mark, lines)[0]}" if error.context_mark is not None else ""
         message += f" ({error.context}{where})"
     if lines is not None:
         message += "; the file holds U+2028, U+2029 or U+0085, which YAML 1.1 reads as a line break"
     return Problem(file, line, col, message, "error", "yaml-syntax")
+
+
+def _hint(problem: str, line: int, col: int) -> str | None:
+    """Plain words for the two syntax errors that misindentation causes."""
+    if "mapping values are not allowed" in problem:  # libyaml: "in this context"; PyYAML: "here"
+        return (f"the `:` at line {line}, column {col} starts a `key: value` where none can start: either "
+                "this line is indented deeper than the line above, which already has a value (indent it "
+                "like its siblings), or a value holds ': ' and needs quotes")
+    if "did not find expected key" in problem:
+        return (f"line {line} is indented to column {col}, which lines up with no mapping above it: give "
+                "keys of one mapping the same indentation")
+    return None
 
 
 # libyaml line index -> (0-based line, columns before it on that line), for the rare file in which libyaml

@@ -8,7 +8,7 @@ policy, ...) live in `validate`, which reports them with file and line.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +31,8 @@ KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DURATION_PATTERN = r"^([0-9]+[smhdw])+$"
 _DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DELAY_DAYS = 365  # a stage delay beyond a year is a typo, and unbounded ones overflow date arithmetic
+MAX_DELAY_SECONDS = MAX_DELAY_DAYS * 86400
 
 # Credentials never sit in the repository: files name environment variables, and URLs carry no password.
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -137,11 +139,20 @@ class HttpHealthCheck(_Strict):
         None, description="Dotted path of a number in the JSON body, e.g. data.error_rate"
     )
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
-    threshold: StrictFloat | None = None
+    threshold: StrictFloat | None = Field(None, allow_inf_nan=False)
     headers_from_env: dict[str, EnvName] = Field(
         default_factory=dict, description="Header name → name of the environment variable holding its value"
     )
-    timeout_seconds: StrictFloat = Field(10, gt=0, le=60)
+    timeout_seconds: StrictFloat = Field(10, gt=0, le=60, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _field_and_threshold(self) -> HttpHealthCheck:
+        # One without the other would pause the rollout at every scheduled run instead of failing here.
+        if self.json_field is not None and self.threshold is None:
+            raise ValueError("json_field needs a threshold to compare the number with")
+        if self.threshold is not None and self.json_field is None:
+            raise ValueError("threshold needs a json_field: the dotted path of the number in the JSON body")
+        return self
 
 
 class PrometheusHealthCheck(_Strict):
@@ -149,9 +160,9 @@ class PrometheusHealthCheck(_Strict):
     server: str = Field(pattern=URL_WITHOUT_PASSWORD)
     query: str = Field(min_length=1)
     comparison: Literal["<", "<=", ">", ">=", "=="] = "<="
-    threshold: StrictFloat
+    threshold: StrictFloat = Field(allow_inf_nan=False)
     token_env: EnvName | None = Field(None, description="Environment variable holding a bearer token")
-    timeout_seconds: StrictFloat = Field(10, gt=0, le=60)
+    timeout_seconds: StrictFloat = Field(10, gt=0, le=60, allow_inf_nan=False)
 
 
 Stage = Annotated[StrictInt, Field(gt=0, le=100)] | StageName
@@ -170,6 +181,25 @@ class RolloutPlan(_Strict):
     paused: StrictBool = False
     health_check: HealthCheck | None = None
     on_failure: Literal["rollback", "pause"] = "rollback"
+
+    @field_validator("stage_delay")
+    @classmethod
+    def _bounded_delay(cls, value: str) -> str:
+        if duration_seconds(value) > MAX_DELAY_SECONDS:
+            raise ValueError(f"stage_delay {value!r} is longer than {MAX_DELAY_DAYS}d, the longest allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _before_year_9999(self) -> RolloutPlan:
+        if self.start_at is not None:
+            span = timedelta(seconds=self.delay_seconds() * (len(self.stages) - 1))
+            try:
+                last = (self.start_at + span).astimezone(UTC)
+            except OverflowError:
+                last = None
+            if last is None or last.year >= 9999:
+                raise ValueError("start_at plus the stage delays reaches the year 9999; start earlier")
+        return self
 
     @field_validator("start_at", mode="before")
     @classmethod
@@ -267,7 +297,7 @@ class PolicyRule(_Strict):
 class Step(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     role: str
-    approvals: StrictInt = Field(1, ge=1)
+    approvals: StrictInt = Field(1, ge=1, le=100)
     after: list[str] = Field(default_factory=list)
     when: Match | None = None
     codeowner: StrictBool = Field(

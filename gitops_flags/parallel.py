@@ -81,5 +81,6 @@ def check_flag_files_parallel(
         merged.unreported += part.unreported
         merged.refs |= part.refs
         merged.key_positions.update(part.key_positions)
+        merged.sizes.update(part.sizes)
         merged.recheck += part.recheck
     return merged

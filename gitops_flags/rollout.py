@@ -12,7 +12,7 @@ ends differently, so a paused rollout records its cause in `paused_by` (and says
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from .model import RolloutPlan
 from .store.state import (
@@ -31,6 +31,7 @@ from .store.state import (
 
 __all__ = ["GATE_FAILED", "GATE_INCONCLUSIVE", "REASON_KILL_SWITCH", "REASON_PLAN", "OnFailure", "PauseCause"]
 
+NEVER = datetime.max.replace(tzinfo=UTC)
 MAX_HISTORY = 100  # pause/resume cycles must not grow state.json without bound
 
 
@@ -88,7 +89,10 @@ def next_due(state: RolloutState) -> datetime | None:
         return None
     candidates = [state.start_at] if state.start_at is not None else []
     if state.entered_at is not None:
-        candidates.append(state.entered_at + timedelta(seconds=state.stage_delay_seconds))
+        try:
+            candidates.append(state.entered_at + timedelta(seconds=state.stage_delay_seconds))
+        except OverflowError:  # a delay recorded before validate capped them: never due, not a crash
+            candidates.append(NEVER)
     return max(candidates) if candidates else None
 
 

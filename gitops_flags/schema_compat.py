@@ -18,7 +18,6 @@ bool), `jsonsubschema` and forks (draft-4 only, heavy regex-automata dependencie
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
@@ -26,6 +25,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from . import safe_schema
+
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 ALL_TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 
 # Keywords that never reject a value.
@@ -58,6 +60,13 @@ def is_breaking(old: Schema, new: Schema) -> tuple[bool, list[str]]:
     """(breaking, reasons). Reasons name the place (a dotted path into the value) and the narrowing."""
     if _json(old) == _json(new):  # the same document accepts the same values, whatever its refs
         return False, []
+    old_dialect, new_dialect = _dialect(old), _dialect(new)
+    if old_dialect != new_dialect:
+        return True, [f"$schema changed from {old_dialect} to {new_dialect}: another dialect can reject "
+                      "values the old one accepted, so the change counts as breaking"]
+    if new_dialect != DRAFT_2020_12:
+        return True, [f"the schema declares {new_dialect}; changes are compared under draft 2020-12 only, so "
+                      "any change to it counts as breaking"]
     reasons = _Compare(old, new).check(old, new, "")
     unique = list(dict.fromkeys(reasons))
     return bool(unique), unique
@@ -143,13 +152,15 @@ class _Compare:
     ) -> list[str]:
         """Old accepts at most these values: validate each against new (exact)."""
         try:
-            old_v = Draft202012Validator(self.old_root).evolve(schema=old)
+            # RE2 patterns and a step budget: both schemas come from pull requests (safe_schema).
+            cls = safe_schema.safe_class(Draft202012Validator)
+            old_v = cls(self.old_root).evolve(schema=old)
             # Formats are asserted on the new side only: when unsure, breaking.
-            checker = Draft202012Validator.FORMAT_CHECKER
-            new_v = Draft202012Validator(self.new_root, format_checker=checker).evolve(schema=new)
-            rejected = [v for v in values if old_v.is_valid(v) and not new_v.is_valid(v)]
-        except (SchemaError, LookupError, ValueError, TypeError) as exc:  # an unresolvable $ref, a bad regex
-            return [_at(where, f"cannot compare ({type(exc).__name__})")]
+            new_v = cls(self.new_root, format_checker=cls.FORMAT_CHECKER).evolve(schema=new)
+            rejected = [v for v in values
+                        if safe_schema.is_valid(old_v, v) and not safe_schema.is_valid(new_v, v)]
+        except (SchemaError, LookupError, ValueError, TypeError, safe_schema.SchemaTooCostly) as exc:
+            return [_at(where, f"cannot compare ({type(exc).__name__})")]  # an unresolvable $ref, a bad regex
         if not rejected:
             return []
         return [_at(where, f"no longer accepts {', '.join(_show(v) for v in rejected)}")]
@@ -248,7 +259,7 @@ class _Compare:
                         reasons.append(_at(where, f"property {name} no longer allowed"))
                     else:
                         reasons += self._any_implies(old_subs, new_sub, _join(where, name))
-        except re.error as exc:
+        except safe_schema.PatternError as exc:
             return [*reasons, _at(where, f"patternProperties pattern is not understood ({exc})")]
         # Names matching a pattern of new (and named nowhere).
         for pattern, sub in new_pats.items():
@@ -292,6 +303,12 @@ class _Compare:
 
 
 # --- small pure helpers ------------------------------------------------------------------------------------
+
+
+def _dialect(schema: Schema) -> str:
+    """`$schema` without a trailing '#'; a schema that names none is draft 2020-12."""
+    declared = schema.get("$schema") if isinstance(schema, Mapping) else None
+    return DRAFT_2020_12 if declared is None else str(declared).rstrip("#")
 
 
 def _at(where: str, text: str) -> str:
@@ -393,7 +410,7 @@ def _applying(
 ) -> list[Schema]:
     """Every subschema that constrains property `name` (all must hold)."""
     found: list[Schema] = [props[name]] if name in props else []
-    found += [sub for pattern, sub in patterns.items() if re.search(pattern, name)]
+    found += [sub for pattern, sub in patterns.items() if safe_schema.regex(pattern).search(name)]
     return found or [extra]
 
 

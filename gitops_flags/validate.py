@@ -16,6 +16,7 @@ import json
 import math
 import posixpath
 import re
+import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +39,6 @@ from jsonschema import (
     Draft201909Validator,
     Draft202012Validator,
 )
-from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
@@ -47,7 +47,7 @@ from pydantic_core import ErrorDetails
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from . import egress, model
+from . import egress, model, safe_schema
 from .loader import Document, load_bytes, load_path
 from .model import Condition, Flag, Match, Policy, SchemaDoc
 from .problems import Problem, ProblemError, Severity
@@ -451,10 +451,22 @@ def model_problems(error: ValidationError, cls: type[BaseModel], doc: Document) 
             if close is not None:
                 meant.add((*where.path[:-1], close))
     problems: list[Problem] = []
+    misplaced: dict[Path, str] = {}  # `rollout:` written at the level of environment names, ...
+    for key in grouped:
+        for depth in range(1, len(key) + 1):
+            hint = _misplaced(cls, key[:depth])
+            if hint is not None:
+                misplaced.setdefault(key[:depth], hint)
+                break
+    for at, hint in misplaced.items():
+        line, col = doc.position(at)
+        problems.append(Problem(doc.file, line, col, f"{dotted(at)}: {hint}", "error", "misplaced-field"))
     for key, errs in grouped.items():
         err, where = errs[0]
         path, prefix = where.path, where.path
         if err["type"] == "missing" and path in meant:
+            continue
+        if any(key[: len(at)] == at for at in misplaced):
             continue
         if where.tagged_at is not None and len(errs) > 1:  # every member of a smart union failed
             members = dict.fromkeys(_describe_member(w.tag or "", key) for _, w in errs)
@@ -478,6 +490,161 @@ def model_problems(error: ValidationError, cls: type[BaseModel], doc: Document) 
     return problems
 
 
+# --- one run shows every problem: semantic checks of a file with structural errors --------------------
+
+# Checks whose verdict depends on a top-level field beyond the value they point at.
+_DEPENDS: dict[str, tuple[str, ...]] = {
+    "unknown-variant": ("variants",), "variant-type": ("type", "variants"), "schema-not-object": ("type",),
+    "schema-violation": ("schema", "variants", "type"), "unknown-schema": ("schema",),
+    "key-mismatch": ("key",), "name-mismatch": ("name",),
+}
+_MAX_REPAIRS = 12  # rounds of pruning; each round removes every value pydantic rejected
+
+
+class Salvage:
+    """What was removed from a file's data to make it pass its model, in the file's own coordinates, so
+    that the semantic checks of the repaired copy are reported where they belong, and only when sound."""
+
+    def __init__(self) -> None:
+        self.pruned: list[Path] = []  # removed or replaced values (original paths)
+        self.removed: dict[Path, list[int]] = {}  # list (original path) → removed indexes, ascending
+
+    def original(self, path: Path) -> Path:
+        out: list[Key] = []
+        for part in path:
+            gone = self.removed.get(tuple(out))
+            if gone and isinstance(part, int) and not isinstance(part, bool):
+                for index in gone:
+                    if index <= part:
+                        part += 1
+            out.append(part)
+        return tuple(out)
+
+    def sound(self, path: Path, title: str) -> bool:
+        """A check at `path` (original) neither looked at a removed value nor depends on one."""
+        needs = _DEPENDS.get(title, ())
+        return not any(path[: len(p)] == p or (p[:1] and p[0] in needs) for p in self.pruned)
+
+
+def _thaw(value: Any) -> Any:
+    """A private copy in which aliases are separate objects (removing from one must not remove from all)."""
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _fill(cls: type[BaseModel], field: Key, data: dict[Any, Any], path: str) -> Any:
+    """A stand-in for a missing required top-level field, when the other checks can run without it."""
+    variants = data.get("variants")
+    names = [k for k in variants if isinstance(k, str)] if isinstance(variants, dict) else []
+    if (cls is Flag and field == "key") or (cls is SchemaDoc and field == "name"):
+        return _stem(path)
+    if cls is Flag and field == "default_variant" and names:
+        return names[0]
+    if cls is Flag and field == "type" and names:
+        first = variants[names[0]]  # type: ignore[index]
+        return ("boolean" if isinstance(first, bool) else "string" if isinstance(first, str)
+                else "object" if isinstance(first, dict) else "number")
+    if cls is SchemaDoc and field == "version":
+        return 1
+    return None
+
+
+def salvage(cls: type[M], doc: Document, error: ValidationError, path: str) -> tuple[M, Salvage] | None:
+    """Remove from a copy of `doc.data` every value the model rejects (the enclosing list or optional
+    field when that is what it takes) until the rest passes; None when nothing useful is left."""
+    data = _thaw(doc.data)
+    if not isinstance(data, dict):
+        return None
+    fix = Salvage()
+    for _ in range(_MAX_REPAIRS):
+        targets: dict[Path, Path] = {}  # current path → original path
+        for err in error.errors(include_url=False):
+            where = resolve_loc(cls, err["loc"])
+            at = _real_path(data, where.path if where.tagged_at is None else where.path[: where.tagged_at])
+            if err["type"] == "missing":
+                if len(at) == 1:  # a required top-level field: a stand-in, or nothing can be checked
+                    stand_in = _fill(cls, at[0], data, path)
+                    if stand_in is None:
+                        return None
+                    data[at[0]] = stand_in
+                    fix.pruned.append(at)
+                    continue
+                at = at[:-1]  # the object that lacks it goes
+            if "stages" in at:  # one stage out of a list changes the others' meaning: drop the list
+                at = at[: at.index("stages") + 1]
+            if not at:
+                return None
+            targets[at] = fix.original(at)
+        cut: list[tuple[Any, Key]] = []
+        for at in targets:
+            if any(other != at and at[: len(other)] == other for other in targets):
+                continue  # inside another value that goes
+            parent = _data_at(data, at[:-1]) if len(at) > 1 else data
+            if isinstance(parent, dict | list):
+                cut.append((parent, at[-1]))
+            original = targets[at]
+            fix.pruned.append(original)
+            if isinstance(parent, list):
+                fix.removed.setdefault(original[:-1], []).append(original[-1])  # type: ignore[arg-type]
+        for parent, key in sorted(cut, key=lambda c: -c[1] if isinstance(c[1], int) else 0):
+            if isinstance(parent, dict):
+                parent.pop(key, None)
+            elif isinstance(key, int) and 0 <= key < len(parent):
+                del parent[key]
+        for indexes in fix.removed.values():
+            indexes.sort()
+        try:
+            return cls.model_validate(data), fix
+        except ValidationError as e:
+            error = e
+    return None
+
+
+def salvaged_problems(doc: Document, path: str, policy: Policy | None, schemas: Mapping[str, SchemaDoc],
+                      cls: type[BaseModel] = Flag) -> list[Problem]:
+    """The semantic problems of a flag (or schema) file that failed its model, found on a repaired copy:
+    a typo in `stage_delay` must not hide stages that decrease (one run shows every independent problem)."""
+    try:
+        cls.model_validate(doc.data)
+        return []
+    except ValidationError as e:
+        repaired = salvage(cls, doc, e, path)
+    if repaired is None:
+        return []
+    model, fix = repaired
+    if isinstance(model, Flag):
+        return check_flag(model, path, policy, schemas, doc, fix)
+    if isinstance(model, SchemaDoc):
+        return check_schema_doc(model, path, doc, fix)
+    return []
+
+
+def _misplaced(cls: type[BaseModel], path: Path) -> str | None:
+    """A hint when the key at `path` is a field name one level off: `rollout:` among the environments
+    (indented too little), or `rollout:` among a flag's own fields (not under an environment)."""
+    if not path or not isinstance(path[-1], str):
+        return None
+    name = path[-1]
+    holder, _ = _unwrap(resolve_loc(cls, path[:-1]).annotation) if path[:-1] else (cls, None)
+    if get_origin(holder) is dict and len(path) >= 2:
+        inner, _ = _unwrap(get_args(holder)[1])
+        if _is_model(inner) and name in field_names(inner):
+            noun = str(path[-2]).rstrip("s")
+            article = "an" if noun[:1] in "aeiou" else "a"
+            return f"`{name}` is not {article} {noun}: indent it under one (it is a field of each {noun})"
+    if _is_model(holder) and name not in field_names(holder):
+        for field, info in holder.model_fields.items():
+            tp, _ = _unwrap(info.annotation)
+            entry = _unwrap(get_args(tp)[1])[0] if get_origin(tp) is dict else None
+            if entry is not None and _is_model(entry) and name in field_names(entry):
+                where = info.alias or field
+                return f"`{name}` belongs to each entry of `{where}`: indent it under one of them"
+    return None
+
+
 def _unknown_field(name: Key, parent: type[BaseModel] | None) -> tuple[str, str]:
     allowed = field_names(parent) if parent is not None else []
     close = did_you_mean(name, allowed) if allowed else None
@@ -489,15 +656,24 @@ def _unknown_field(name: Key, parent: type[BaseModel] | None) -> tuple[str, str]
 # --- semantic checks: flags -------------------------------------------------------------------------
 
 
+_MAX_MESSAGE = 500
+
+
 class _Report:
     """Collects problems for one file, placing each by its data path when the document is known."""
 
-    def __init__(self, file: str, doc: Document | None) -> None:
-        self.file, self.doc = file, doc
+    def __init__(self, file: str, doc: Document | None, salvage: Salvage | None = None) -> None:
+        self.file, self.doc, self.salvage = file, doc, salvage
         self.problems: list[Problem] = []
 
     def add(self, path: Path, message: str, title: str, severity: Severity = "error") -> None:
+        if self.salvage is not None:  # checks of a repaired copy: only what the repair did not touch
+            path = self.salvage.original(path)
+            if not self.salvage.sound(path, title):
+                return
         line, col = self.doc.position(path) if self.doc is not None else (None, None)
+        if len(message) > _MAX_MESSAGE:  # jsonschema's messages quote the value, which may be megabytes
+            message = message[: _MAX_MESSAGE - 1] + "…"
         prefix = dotted(path)
         self.problems.append(Problem(self.file, line, col, f"{prefix}: {message}" if prefix else message,
                                      severity, title))
@@ -540,11 +716,16 @@ def _non_json(value: Any, path: Path) -> tuple[Path, Any] | None:
             found = _non_json(v, (*path, i))
             if found:
                 return found
-    elif (isinstance(value, float) and not math.isfinite(value)) or not isinstance(
-        value, str | int | float | bool | None
-    ):
+    elif _beyond_double(value) or not isinstance(value, str | int | float | bool | None):
         return path, value
     return None
+
+
+def _beyond_double(value: Any) -> bool:
+    """NaN, infinity, or an integer outside what an IEEE double holds (compared exactly, never converted)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max
 
 
 def _json_problem(report: _Report, value: Any, path: Path) -> None:
@@ -553,41 +734,79 @@ def _json_problem(report: _Report, value: Any, path: Path) -> None:
         where, bad = found
         if isinstance(bad, float):
             report.add(where, f"{bad} is not a finite number, which JSON cannot hold", "not-json")
+        elif isinstance(bad, int) and not isinstance(bad, bool):
+            report.add(where, f"{show(bad)} is too large for a 64-bit float, which flagd and JSON readers "
+                       "use", "number-too-large")
         else:
             what = {"datetime": "a date and time", "date": "a date"}.get(type(bad).__name__, _type_name(bad))
             report.add(where, f"{bad} is read as {what} (YAML), which JSON cannot hold; quote it to keep it "
                        "as text", "not-json")
 
 
-_validator_cache: dict[int, tuple[SchemaDoc, Validator | None]] = {}
+@dataclass(frozen=True)
+class _Examined:
+    schema: SchemaDoc
+    validator: Validator | None  # None: not a schema we can check values against
+    problems: tuple[tuple[Path, str, str], ...]  # (path under `schema`, message, title)
+
+
+_examined: dict[int, _Examined] = {}
+_costly: set[int] = set()  # ids of schemas that ran out of steps on some value: the others are not tried
+
+
+def _examine(schema: SchemaDoc) -> _Examined:
+    """Is the schema a valid JSON Schema that can be evaluated safely (RE2 patterns, no `$ref` cycles, no
+    remote `$ref`s, within the step budget)? Cached per SchemaDoc object: every flag using it asks."""
+    hit = _examined.get(id(schema))
+    if hit is not None and hit.schema is schema:
+        return hit
+    cls = safe_schema.safe_class(_validator_class(schema.json_schema))
+    found: list[tuple[Path, str, str]] = []
+    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as `check_schema` does: bad regexes
+    try:
+        errors = safe_schema.errors(meta, schema.json_schema, safe_schema.META_STEPS)
+    except safe_schema.SchemaTooCostly:
+        errors = []
+        found.append(((), "the schema is too large to check (more than about 2,000 subschemas); split it "
+                      "into smaller schemas", "schema-too-costly"))
+    for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        found.append((tuple(err.absolute_path), *_meta_message(_first_cause(err))))
+    if not found:
+        dialect = str(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id"))
+        found += safe_schema.schema_problems(schema.json_schema, dialect)
+    validator = None if found else cls(schema.json_schema, registry=Registry())
+    if len(_examined) > 512:
+        _examined.clear()
+    result = _Examined(schema, validator, tuple(found))
+    _examined[id(schema)] = result
+    _costly.discard(id(schema))
+    return result
+
+
+def _meta_message(err: SchemaValidationError) -> tuple[str, str]:
+    if err.validator == "format" and err.validator_value == "regex" and isinstance(err.instance, str):
+        why = safe_schema.pattern_error(err.instance) or "not a regular expression"
+        return (f"not a valid JSON Schema: {show(err.instance)} is not a pattern RE2 accepts ({why}); "
+                "schemas use RE2 syntax: no backreferences, lookaround or possessive quantifiers",
+                "invalid-schema")
+    return f"not a valid JSON Schema: {err.message}", "invalid-schema"
 
 
 def schema_validator(schema: SchemaDoc) -> Validator | None:
     """A validator for the schema's JSON Schema (draft 2020-12 unless it names another `$schema`), or None
-    when it is not a valid schema. Cached per SchemaDoc object; remote `$ref`s are never fetched."""
-    hit = _validator_cache.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    cls = _validator_class(schema.json_schema)
-    try:
-        cls.check_schema(schema.json_schema)
-        validator: Validator | None = cls(schema.json_schema, registry=Registry())
-    except SchemaError:
-        validator = None
-    if len(_validator_cache) > 512:
-        _validator_cache.clear()
-    _validator_cache[id(schema)] = (schema, validator)
-    return validator
+    when it is not a schema that can be checked safely. Remote `$ref`s are never fetched."""
+    return _examine(schema).validator
 
 
 def check_flag(flag: Flag, path: str, policy: Policy | None, schemas: Mapping[str, SchemaDoc],
-               doc: Document | None = None) -> list[Problem]:
+               doc: Document | None = None, salvage: Salvage | None = None) -> list[Problem]:
     """Semantic checks of one flag: key, variant types and references, schema values, stages, environments.
 
     `schemas` maps schema names to documents; a schema that is not a valid JSON Schema is reported on its
-    own file (`read_schema`), so values are not checked against it here.
+    own file (`read_schema`), so values are not checked against it here. `salvage`: `flag` is a repaired
+    copy of a file with structural errors (see `salvaged_problems`).
     """
-    report = _Report(path, doc)
+    report = _Report(path, doc, salvage)
     stem = _stem(path)
     if flag.key != stem:
         report.add(("key",), f"the key {flag.key!r} differs from the file name; rename the file to "
@@ -600,6 +819,10 @@ def check_flag(flag: Flag, path: str, policy: Policy | None, schemas: Mapping[st
             hint = _choices_hint(variant, variants, "variants")
             report.add(where, f"variant {variant!r} is not defined{hint}", "unknown-variant")
 
+    size = flag_json_size(flag, doc)
+    if size > MAX_FLAG_JSON:
+        report.add(("variants",), f"this flag would take about {size:,} bytes in each flagd document; the "
+                   f"limit is {MAX_FLAG_JSON:,} (1 MiB) per flag", "flag-too-large")
     known(flag.default_variant, ("default_variant",))
     declared = policy.environments if policy is not None else None
     for env, state in flag.environments.items():
@@ -623,6 +846,31 @@ def check_flag(flag: Flag, path: str, policy: Policy | None, schemas: Mapping[st
     return report.problems
 
 
+MAX_FLAG_JSON = 1024 * 1024  # bytes one flag may take in a flagd document
+MAX_DOCUMENT_JSON = 64 * 1024 * 1024  # bytes of one environment's flagd document
+_SMALL = 64 * 1024  # below this (after alias expansion) a file's JSON is far under MAX_FLAG_JSON
+
+
+def flag_json_size(flag: Flag, doc: Document | None) -> int:
+    """About how many bytes the flag takes in each flagd document (its variants and rules are most of it):
+    the file's size after alias expansion, or, for large files, the JSON of the flag itself."""
+    if doc is not None and doc.size < _SMALL:
+        return doc.size
+    dumped = flag.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return len(json.dumps(dumped, ensure_ascii=False, separators=(",", ":")))
+
+
+def document_size_problem(sizes: Mapping[str, int]) -> Problem | None:
+    """Flags (path → `flag_json_size`) whose flagd documents would together pass MAX_DOCUMENT_JSON."""
+    total = sum(sizes.values())
+    if total <= MAX_DOCUMENT_JSON:
+        return None
+    largest = sorted(sizes, key=lambda p: -sizes[p])[:3]
+    message = (f"the flagd document of each environment would take about {total // 2**20} MiB, over the "
+               f"{MAX_DOCUMENT_JSON // 2**20} MiB limit; the largest flag files: {', '.join(largest)}")
+    return Problem(largest[0], None, None, message, "error", "document-too-large")
+
+
 def _check_variants(
     report: _Report, flag: Flag, policy: Policy | None, schemas: Mapping[str, SchemaDoc]
 ) -> None:
@@ -633,8 +881,9 @@ def _check_variants(
             hint = "; quote it to make it text" if quote else ""
             report.add(where, f"{show(value)} is {_type_name(value)}, but the flag's type is {flag.type}"
                        f"{hint}", "variant-type")
-        elif flag.type == "number" and not math.isfinite(value):
-            report.add(where, f"{show(value)} is not a finite number", "variant-type")
+        elif flag.type == "number" and _beyond_double(value):
+            report.add(where, f"{show(value)} is not a number a 64-bit float can hold (flagd and JSON "
+                       "readers use those)", "number-too-large")
         elif flag.type == "number" and isinstance(value, int) and abs(value) > _MAX_SAFE_INTEGER:
             report.add(where, f"{show(value)} is beyond ±2^53: flagd and most SDKs hold numbers as 64-bit "
                        "floats, so applications would get a rounded value", "unsafe-number", "warning")
@@ -660,12 +909,20 @@ def _check_variants(
         if not isinstance(value, dict):
             continue
         try:
-            errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+            if id(schema) in _costly:
+                raise safe_schema.SchemaTooCostly
+            errors = safe_schema.errors(validator, value)
         except Unresolvable as e:
             report.add(("schema",), f"cannot check values against schema {schema.name!r}: unresolvable "
                        f"reference {e}", "schema-ref")
             return
-        for err in errors:
+        except safe_schema.SchemaTooCostly:
+            _costly.add(id(schema))
+            report.add(("schema",), f"checking values against schema {schema.name!r} takes more than "
+                       f"{safe_schema.MAX_STEPS} steps; simplify the schema (nested anyOf/oneOf over $refs?)",
+                       "schema-too-costly")
+            return
+        for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
             report.add(("variants", name, *err.absolute_path),
                        f"{err.message} (schema {schema.name} v{schema.version})", "schema-violation")
 
@@ -719,9 +976,10 @@ def _check_stages(report: _Report, stages: list[int], path: Path) -> None:
 # --- semantic checks: schemas and the policy --------------------------------------------------------
 
 
-def check_schema_doc(schema: SchemaDoc, path: str, doc: Document | None = None) -> list[Problem]:
+def check_schema_doc(schema: SchemaDoc, path: str, doc: Document | None = None,
+                     salvage: Salvage | None = None) -> list[Problem]:
     """The name equals the file's stem and `schema` is a valid JSON Schema (every error, with its line)."""
-    report = _Report(path, doc)
+    report = _Report(path, doc, salvage)
     if schema.name != _stem(path):
         report.add(("name",), f"the name {schema.name!r} differs from the file name; rename the file to "
                    f"{schema.name}{posixpath.splitext(path)[1]} or set name: {_stem(path)}", "name-mismatch")
@@ -729,13 +987,10 @@ def check_schema_doc(schema: SchemaDoc, path: str, doc: Document | None = None) 
     if declared is not None and str(declared).rstrip("#") not in _DRAFTS:
         report.add(("schema", "$schema"), f"unknown JSON Schema dialect {show(declared)}; it is checked as "
                    f"draft 2020-12 ({_DRAFT_2020_12})", "unknown-dialect", "warning")
-    cls = _validator_class(schema.json_schema)
-    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as `check_schema` does: bad regexes
-    errors = sorted(meta.iter_errors(schema.json_schema), key=lambda e: [str(p) for p in e.absolute_path])
-    for err in errors:
-        report.add(("schema", *err.absolute_path), f"not a valid JSON Schema: {_first_cause(err).message}",
-                   "invalid-schema")
-    if not errors:
+    examined = _examine(schema)
+    for where, message, title in examined.problems:
+        report.add(("schema", *where), message, title)
+    if not examined.problems:
         _json_problem(report, schema.json_schema, ("schema",))
     return report.problems
 
@@ -889,6 +1144,59 @@ def duplicate_keys(paths: Iterable[str]) -> list[Problem]:
     return problems
 
 
+_RESERVED = frozenset({"con", "prn", "aux", "nul", "conin$", "conout$",
+                       *(f"{d}{n}" for d in ("com", "lpt") for n in "123456789¹²³")})
+_UNPORTABLE = re.compile(r'[<>:"\\|?*\x00-\x1f]')
+
+
+def _name_problem(name: str) -> str | None:
+    """Why Windows (or macOS's default file system) cannot hold a file or folder called `name`."""
+    if name.split(".", 1)[0].rstrip(" ").lower() in _RESERVED:
+        return f"{name!r} is a reserved device name on Windows (with any extension)"
+    if name.endswith((".", " ")):
+        return f"{name!r} ends in a {'dot' if name.endswith('.') else 'space'}, which Windows drops"
+    bad = _UNPORTABLE.search(name)
+    if bad is not None:
+        return f"{name!r} holds {bad.group()!r}, which Windows does not allow in a file name"
+    return None
+
+
+def path_problems(paths: Iterable[str], wanted: set[str] | None = None) -> list[Problem]:
+    """Paths some checkouts cannot hold: reserved or unportable names, and two paths that differ only by
+    case (a case-insensitive checkout keeps one of them). Reported on the files in `wanted` (all: None)."""
+    problems: list[Problem] = []
+    names: dict[str, str | None] = {}  # each folder or file name, checked once
+    by_folded: dict[str, set[str]] = {}
+    listed = list(paths)
+    for path in listed:
+        parts = path.split("/")
+        for i, name in enumerate(parts):
+            if name not in names:
+                names[name] = _name_problem(name)
+            by_folded.setdefault("/".join(parts[: i + 1]).casefold(), set()).add("/".join(parts[: i + 1]))
+        if wanted is None or path in wanted:
+            why = next((names[n] for n in parts if names[n]), None)
+            if why is not None:
+                problems.append(Problem(path, None, None, f"{why}: some checkouts cannot hold this path",
+                                        "error", "unportable-path"))
+    clashes = {folded: sorted(spelt) for folded, spelt in by_folded.items() if len(spelt) > 1}
+    if clashes:
+        for path in listed:
+            if wanted is not None and path not in wanted:
+                continue
+            parts = path.split("/")
+            for i in range(len(parts)):
+                spelt = clashes.get("/".join(parts[: i + 1]).casefold())
+                if spelt:
+                    mine = "/".join(parts[: i + 1])
+                    others = ", ".join(s for s in spelt if s != mine)
+                    message = (f"{mine} differs from {others} only by case; a case-insensitive checkout "
+                               "(Windows, macOS) keeps only one of them")
+                    problems.append(Problem(path, None, None, message, "error", "case-clash"))
+                    break
+    return problems
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while thousands of files are loaded. Loading makes no reference
@@ -962,6 +1270,7 @@ class FlagChunk:
     key_positions: dict[str, tuple[int, int]] = dc_field(default_factory=dict)
     recheck: list[str] = dc_field(default_factory=list)  # unknown schema: checked again with the final set
     flags: list[tuple[str, Flag]] = dc_field(default_factory=list)  # (path, model) when `keep_flags`
+    sizes: dict[str, int] = dc_field(default_factory=dict)  # bytes each flag takes in a flagd document
 
 
 def check_flag_files(tree: Tree, paths: Iterable[str], run: FlagRun) -> FlagChunk:
@@ -988,6 +1297,9 @@ def check_flag_files(tree: Tree, paths: Iterable[str], run: FlagRun) -> FlagChun
             out.problems += found
             if flag is not None:
                 out.problems += check_flag(flag, path, run.policy, run.schemas, doc)
+                out.sizes[path] = flag_json_size(flag, doc)
+            elif doc is not None:  # one run shows every problem: the semantic checks of the sound parts
+                out.problems += salvaged_problems(doc, path, run.policy, run.schemas)
             if doc is not None and path in run.clashing:
                 out.key_positions[path] = doc.position(("key",))
     return out
@@ -1021,6 +1333,7 @@ def validate_tree(
         for path in sorted(wanted - present):
             if is_flag_path(path, policy) or is_schema_path(path, policy):
                 problems.append(Problem(path, None, None, "no such file", "error", "not-found"))
+    problems += path_problems(every, wanted)
     strays = [p for p in every if p.startswith(schemas_dir + "/") and p.endswith(YAML_SUFFIXES)
               and not is_schema_path(p, policy)]
     del every
@@ -1044,6 +1357,8 @@ def validate_tree(
         schema, sdoc, found = _parse(tree, path, SchemaDoc)
         if schema is not None:
             found += check_schema_doc(schema, path, sdoc)
+        elif sdoc is not None:
+            found += salvaged_problems(sdoc, path, policy, {}, SchemaDoc)
         loaded.append((path, schema, found))
     every_schema: dict[str, SchemaDoc] = {}
     for path, schema, _ in loaded:
@@ -1094,6 +1409,9 @@ def validate_tree(
     for path, flag in chunk.flags:
         flags.setdefault(flag.key, FlagEntry(path, flag))
 
+    too_large = document_size_problem(chunk.sizes) if wanted is None else None
+    if too_large is not None:
+        problems.append(too_large)
     for dup in duplicates:
         if wanted is None or dup.file in wanted:
             line, col = chunk.key_positions.get(dup.file, (None, None))

@@ -270,9 +270,17 @@ def test_schema_change_must_raise_version_at_the_version_line() -> None:
     assert any("went down from 3 to 2" in p.message and p.line == 3 for p in lowered.problems)
 
 
-def test_schema_description_only_needs_no_new_version() -> None:
+def test_a_new_description_needs_a_new_version_too() -> None:
     d = run({S: schema()}, {S: schema().replace("version: 1", "version: 1\ndescription: now documented")})
     assert summary(d) == [("schema", "limits", None, "schema_update", "description changed")]
+    assert [(p.title, p.message) for p in d.problems] == [
+        ("schema-version", "schema limits changed but version stayed 1; raise it to 2")]
+    raised = schema().replace("version: 1", "version: 2\ndescription: now documented")
+    assert run({S: schema()}, {S: raised}).problems == ()
+
+
+def test_comments_and_formatting_are_not_a_change() -> None:
+    d = run({S: schema()}, {S: "# reviewed\n" + schema()})
     assert d.problems == ()
 
 

@@ -53,7 +53,9 @@ def test_text_format_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 1
     assert out.splitlines() == [
         f"flags/team/bad.yaml:3:1: error: unknown field 'colour' (allowed: {ALLOWED})",
-        "1 error, 0 warnings (2 flag files, 0 schema files and the policy checked)",
+        # the structural error does not hide the semantic one (issue 13: one run shows every problem)
+        "flags/team/bad.yaml:5:1: error: default_variant: variant 'of' is not defined (variants: on)",
+        "2 errors, 0 warnings (2 flag files, 0 schema files and the policy checked)",
     ]
 
 
@@ -81,6 +83,9 @@ def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(out) == [{
         "file": "flags/bad.yaml", "line": 3, "col": 1, "severity": "error", "title": "unknown-field",
         "message": f"unknown field 'colour' (allowed: {ALLOWED})",
+    }, {
+        "file": "flags/bad.yaml", "line": 5, "col": 1, "severity": "error", "title": "unknown-variant",
+        "message": "default_variant: variant 'of' is not defined (variants: on)",
     }]
     make_repo(tmp_path, {"flags/bad.yaml": GOOD.replace("good", "bad")})
     assert run(capsys, "--repo", str(tmp_path), "--format", "json") == (0, "[]\n", "")
@@ -92,18 +97,24 @@ def test_github_format_escapes_data_and_properties(tmp_path: Path, capsys: Captu
     code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "github")
     assert code == 1
     assert out.splitlines() == [
+        "::error file=flags/a%2Cb%3Ac.yaml,title=gitops-flags%3A unportable-path::'a,b:c.yaml' holds ':', "
+        "which Windows does not allow in a file name: some checkouts cannot hold this path",
+        "::error file=flags/a%2Cb%3Ac.yaml,line=1,col=1,title=gitops-flags%3A key-mismatch::key: the key "
+        "'good' differs from the file name; rename the file to good.yaml or set key: a,b:c",
         "::error file=flags/a%2Cb%3Ac.yaml,line=2,col=1,title=gitops-flags%3A unknown-field::unknown field "
         f"'50%25%0D%0Ax' (allowed: {ALLOWED})",
         "::error file=flags/good.yaml,line=1,col=1,title=gitops-flags%3A key-mismatch::key: the key "
         "'good.yaml' differs from the file name; rename the file to good.yaml.yaml or set key: good",
-        "2 errors, 0 warnings (2 flag files, 0 schema files and the policy checked)",
+        "4 errors, 0 warnings (2 flag files, 0 schema files and the policy checked)",
     ]
 
 
 def test_github_format_keeps_problems_beyond_the_annotation_limit_as_text(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make_repo(tmp_path, {f"flags/f{i:02}.yaml": BAD.replace("key: bad", f"key: f{i:02}") for i in range(12)})
+    one_error = BAD.replace("default_variant: of", 'default_variant: "on"')
+    make_repo(tmp_path, {f"flags/f{i:02}.yaml": one_error.replace("key: bad", f"key: f{i:02}")
+                         for i in range(12)})
     code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "github")
     lines = out.splitlines()
     assert code == 1 and len(lines) == 13

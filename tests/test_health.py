@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic
 import pytest
 import requests
 import responses
@@ -160,8 +161,11 @@ def test_http_oversized_answer_is_inconclusive(rsps: responses.RequestsMock) -> 
 
 
 def test_http_threshold_without_field_is_a_malformed_gate() -> None:
-    assert run(http(threshold=1))[0] == "inconclusive"
-    assert run(http(json_field="a"))[0] == "inconclusive"
+    for fields in ({"threshold": 1.0}, {"json_field": "a"}):
+        with pytest.raises(pydantic.ValidationError):  # validate refuses it (issue 13)
+            http(**fields)
+        unchecked = HttpHealthCheck.model_construct(type="http", url=STATUS_URL, **fields)  # never validated
+        assert run(unchecked)[0] == "inconclusive"
 
 
 # --- prometheus ----------------------------------------------------------------------------------------

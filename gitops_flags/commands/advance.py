@@ -150,6 +150,10 @@ class FlagFiles:
         return Head(paths[0], flag)
 
 
+class MissingGate(KeyError):
+    """decide() was called without the gate result a due rollout needs (a bug in the caller)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What this run found or did for one (flag, environment) rollout."""
@@ -211,28 +215,37 @@ def decide(snapshot: StoreSnapshot, heads: Callable[[str], Head], gates: Mapping
     audit: list[dict[str, Any]] = []
     for key in sorted(state.rollouts):
         for environment, current in sorted(state.rollouts[key].items()):
-            if not rollout.due(current, now):
+            try:  # one rollout's bad state or flag file must not stop the others: it is reported instead
+                if not rollout.due(current, now):
+                    continue
+                head = heads(key)
+                blocked = blocker(key, environment, current, head, snapshot)
+                if blocked is not None:
+                    note, problem = blocked
+                    outcomes.append(Outcome(key, environment, current, current, note=note, problem=problem))
+                    continue
+                assert head.flag is not None
+                plan = _plan(head.flag, environment)
+                gate = gates.get((key, environment)) if plan.health_check is not None else None
+                if rollout.needs_gate(current, now) and plan.health_check is not None and gate is None:
+                    raise MissingGate(f"no gate result for {key}@{environment}")  # the caller's mistake
+                new, event = rollout.advance(current, now, gate, plan.on_failure)
+                if event is not None:
+                    entry = _entry(snapshot, key, environment)
+                    assert entry is not None  # blocker() checked
+                    compiled = flagd.compile_flag(head.flag, environment, new,
+                                                  _commit(snapshot, entry, environment))
+            except MissingGate:
+                raise
+            except Exception as exc:
+                note = f"cannot advance this rollout: {type(exc).__name__}: {exc}"
+                outcomes.append(Outcome(key, environment, current, current, note=note, problem=True))
                 continue
-            head = heads(key)
-            blocked = blocker(key, environment, current, head, snapshot)
-            if blocked is not None:
-                note, problem = blocked
-                outcomes.append(Outcome(key, environment, current, current, note=note, problem=problem))
-                continue
-            assert head.flag is not None
-            plan = _plan(head.flag, environment)
-            gate = gates.get((key, environment)) if plan.health_check is not None else None
-            if rollout.needs_gate(current, now) and plan.health_check is not None and gate is None:
-                raise KeyError(f"no gate result for {key}@{environment}")  # the caller's mistake
-            new, event = rollout.advance(current, now, gate, plan.on_failure)
             outcomes.append(Outcome(key, environment, current, new, event, gate))
             if event is None:
                 continue
             state = state.with_rollout(key, environment, new)
-            entry = _entry(snapshot, key, environment)
-            assert entry is not None  # blocker() checked
             doc = documents[environment]
-            compiled = flagd.compile_flag(head.flag, environment, new, _commit(snapshot, entry, environment))
             documents[environment] = {**doc, "flags": {**doc["flags"], key: compiled}}
             audit.append(audit_record(key, environment, current, event, run_url))
     if not audit:
@@ -248,12 +261,15 @@ def gates_needed(snapshot: StoreSnapshot, heads: Callable[[str], Head], now: dat
     wanted = []
     for key in sorted(snapshot.state.rollouts):
         for environment, current in sorted(snapshot.state.rollouts[key].items()):
-            if not rollout.needs_gate(current, now):
+            try:
+                if not rollout.needs_gate(current, now):
+                    continue
+                head = heads(key)
+                if blocker(key, environment, current, head, snapshot) is not None or head.flag is None:
+                    continue
+                plan = _plan(head.flag, environment)
+            except Exception:  # decide() reports it, for this rollout only
                 continue
-            head = heads(key)
-            if blocker(key, environment, current, head, snapshot) is not None or head.flag is None:
-                continue
-            plan = _plan(head.flag, environment)
             if plan.health_check is not None:
                 wanted.append((key, environment, plan))
     return wanted

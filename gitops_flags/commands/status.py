@@ -234,7 +234,10 @@ def with_drift(found: list[Row], repo: Path, commit: str | None, policy: Policy 
     with tree:
         files = FlagFiles(tree, policy)
         for row in found:
-            drift, names = drift_text(row, files, commit)
+            try:  # one flag's bad file or entry must not hide the others
+                drift, names = drift_text(row, files, commit)
+            except Exception as exc:
+                drift, names = f"cannot compare with the flag file ({type(exc).__name__})", row.rule_names
             out.append(Row(row.key, row.environment, row.state, row.default_variant, row.rollout, row.entry,
                            names, drift))
     return out, ""
@@ -303,16 +306,31 @@ def text(snapshot_rows: list[Row], now: datetime) -> str:
         state = row.rollout
         if state is None:
             continue
-        stages = " → ".join(f"{p}%" for p in state.stages)
-        lines.append(f"    rollout of {render.plain(state.variant, 40)}: stage {state.stage_index + 1}/"
-                     f"{len(state.stages)} ({stages}), {state.percentage}%, {state.status}"
-                     + (f" - {render.plain(state.reason, 200)}" if state.reason else ""))
-        lines.append(f"    next: {next_text(state, now)}")
-        if state.last_gate is not None:
-            gate = state.last_gate
-            detail = render.plain(gate.detail, 200)
-            lines.append(f"    last gate: {gate.outcome} at {when_text(gate.at)}: {detail}")
+        try:  # one rollout's bad state must not hide the others
+            lines += _rollout_lines(state, now)
+        except Exception as exc:
+            lines.append(f"    rollout: cannot show it ({type(exc).__name__}: {render.plain(str(exc), 200)})")
     return "\n".join(lines)
+
+
+def _rollout_lines(state: RolloutState, now: datetime) -> list[str]:
+    stages = " → ".join(f"{p}%" for p in state.stages)
+    lines = [f"    rollout of {render.plain(state.variant, 40)}: stage {state.stage_index + 1}/"
+             f"{len(state.stages)} ({stages}), {state.percentage}%, {state.status}"
+             + (f" - {render.plain(state.reason, 200)}" if state.reason else ""),
+             f"    next: {next_text(state, now)}"]
+    if state.last_gate is not None:
+        gate = state.last_gate
+        detail = render.plain(gate.detail, 200)
+        lines.append(f"    last gate: {gate.outcome} at {when_text(gate.at)}: {detail}")
+    return lines
+
+
+def _row_json_or_error(row: Row, now: datetime) -> dict[str, Any]:
+    try:  # one rollout's bad state must not hide the others
+        return row_json(row, now)
+    except Exception as exc:
+        return {"flag": row.key, "environment": row.environment, "error": f"{type(exc).__name__}: {exc}"}
 
 
 @click.command(name="status")
@@ -363,7 +381,7 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
         data = {"store": url, "version": snapshot.version, "seal": snapshot.seal,
                 "applied_commit": snapshot.state.applied_commit,
                 "applied_at": at.isoformat() if at else None, "now": now.isoformat(),
-                "drift_note": note or None, "flags": [row_json(row, now) for row in found]}
+                "drift_note": note or None, "flags": [_row_json_or_error(row, now) for row in found]}
         echo(json_text(data, indent=2, ensure_ascii=False))
         return 0
     echo("\n".join(header(url, snapshot)))
