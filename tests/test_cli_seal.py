@@ -147,3 +147,25 @@ def test_without_a_key_the_warning_says_what_the_seal_adds(
     assert "is not sealed (GITOPS_FLAGS_STORE_KEY is not set)" in err
     assert "a store changed outside gitops-flags is refused" in err
     assert not (store / "store.seal").exists()
+
+
+def test_a_sealed_store_stops_a_run_without_the_key_before_it_decides(  # a workflow pushed elsewhere
+    repo: Repo, tmp_path: Path, source: FakeSource, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    monkeypatch.setenv(KEY_ENV, KEY_TEXT)
+    assert apply(repo, store) == 0
+    before = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+    monkeypatch.delenv(KEY_ENV)
+    c1 = repo.commit({"flags/search.yaml": flag("search")}, "PR 1")
+    source.merged(c1, 1)
+    capsys.readouterr()
+    assert apply(repo, store, now=NOW2) == 2
+    assert "is sealed; writing it needs the seal key in GITOPS_FLAGS_STORE_KEY" in capsys.readouterr().err
+    assert cli.main(["advance", "--repo", str(repo.path), "--store", f"file:{store}"]) == 2
+    assert {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()} == before
+    assert apply(repo, store, "--dry-run", now=NOW2) == 0  # reading is allowed, with a warning
+    assert "is sealed, but GITOPS_FLAGS_STORE_KEY is not set" in capsys.readouterr().err
+    assert cli.main(["status", "--store", f"file:{store}"]) == 0

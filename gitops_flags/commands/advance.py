@@ -477,7 +477,7 @@ def run(options: Options, services: Services) -> int:
         store = services.open_store(url, env)
         files = FlagFiles(tree, policy)
         channels = _channels(policy, env, services, options.dry_run)
-        notice = Notice.of("advance", env, services.environ, policy)
+        notice = Notice.of("advance", env, services.environ, policy, writes=not options.dry_run)
         decision, snapshot, latest = _decide_and_write(store, files, now, options, services, env,
                                                        channels.outbound, notice)
     for outcome in decision.outcomes:

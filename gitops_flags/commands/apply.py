@@ -336,7 +336,7 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
     store = store_opener(url, env)
     _warn_ephemeral(url, env)
     now = options.now or datetime.now(UTC).replace(microsecond=0)
-    notice = Notice.of("apply", env, os.environ, head_policy)
+    notice = Notice.of("apply", env, os.environ, head_policy, writes=not options.dry_run)
     if options.repair:
         if options.dry_run:
             raise GitopsFlagsError("--repair writes the store; it cannot be combined with --dry-run")

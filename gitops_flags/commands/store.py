@@ -29,7 +29,15 @@ from ..model import Policy
 from ..problems import GitopsFlagsError
 from ..store import Store, StoreCorrupt, StoreError, StoreSnapshot
 from ..store.base import Repaired
-from ..store.seal import KEY_ENV, UNSEALED_WARNING, UNVERIFIED_WARNING, SealKey, audit_record, key_from_env
+from ..store.seal import (
+    KEY_ENV,
+    UNSEALED_WARNING,
+    UNVERIFIED_WARNING,
+    SealKey,
+    audit_record,
+    key_from_env,
+    refuse_unkeyed_write,
+)
 from .clock import parse_now
 
 TOKEN_ENV = "GITOPS_FLAGS_STORE_TOKEN"
@@ -49,10 +57,12 @@ class Notice:
     env: ActionsEnv
     environ: Mapping[str, str]
     webhook_env: str | None = None
+    writes: bool = False  # the run will write the store: a sealed store it cannot check stops it at once
 
     @classmethod
-    def of(cls, command: str, env: ActionsEnv, environ: Mapping[str, str], policy: Policy | None) -> Notice:
-        return cls(command, env, environ, policy.options.webhook_env if policy is not None else None)
+    def of(cls, command: str, env: ActionsEnv, environ: Mapping[str, str], policy: Policy | None,
+           *, writes: bool = False) -> Notice:
+        return cls(command, env, environ, policy.options.webhook_env if policy is not None else None, writes)
 
 
 def checked_read(store: Store, notice: Notice, *, warn: bool = True) -> StoreSnapshot:
@@ -61,6 +71,8 @@ def checked_read(store: Store, notice: Notice, *, warn: bool = True) -> StoreSna
         snapshot = store.read()
     except StoreCorrupt as exc:
         refuse(store.where, str(exc), notice)
+    if notice.writes:
+        refuse_unkeyed_write(snapshot.seal, store.where)  # before deciding anything on unchecked content
     if warn:
         warn_seal(snapshot, store.where)
     return snapshot
