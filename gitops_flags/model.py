@@ -283,6 +283,10 @@ class Match(_Strict):
     path: StrOrList | None = Field(None, description="Glob over file paths, relative to the repository root")
     tags: StrOrList | None = Field(None, description="Holds when the flag has any of these tags")
     breaking: StrictBool | None = None
+    enabled: StrictBool | None = Field(
+        None, description="Flag changes: the flag is enabled (true) or disabled (false) in the environment "
+                          "after the change; true for a toggle means turning it on, false the kill switch"
+    )
     label: StrOrList | None = Field(None, description="Holds when the PR has any of these labels")
     any: list[Match] | None = None
     all: list[Match] | None = None

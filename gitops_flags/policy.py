@@ -144,6 +144,8 @@ def _holds(cond: Match, change: Change, labels: frozenset[str] | None) -> Truth:
         parts.append(bool(set(as_list(cond.tags)) & set(change.tags)))
     if cond.breaking is not None:
         parts.append(change.breaking == cond.breaking)
+    if cond.enabled is not None:
+        parts.append(change.kind == "flag" and _enabled_after(change) == cond.enabled)
     if cond.label is not None:
         parts.append(None if labels is None else bool(_lower(as_list(cond.label)) & labels))
     if cond.any is not None:
@@ -154,6 +156,12 @@ def _holds(cond: Match, change: Change, labels: frozenset[str] | None) -> Truth:
         inner = _holds(cond.not_, change, labels)
         parts.append(None if inner is None else not inner)
     return _all(parts)
+
+
+def _enabled_after(change: Change) -> bool:
+    """Whether the flag is on in the environment after the change (a removed environment is off)."""
+    after = change.after if isinstance(change.after, dict) else None
+    return bool(after.get("enabled")) if after is not None else False
 
 
 def _all(values: list[Truth]) -> Truth:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -27,6 +28,9 @@ WRITTEN = [
     ".github/workflows/gitops-flags-apply.yml",
     ".github/workflows/gitops-flags-rollout.yml",
     "flags/schemas/.gitkeep",
+    ".schemas/flag.json",
+    ".schemas/schema.json",
+    ".schemas/policy.json",
 ]
 
 
@@ -46,7 +50,30 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_writes_every_file(repo: Path) -> None:
-    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == sorted(WRITTEN)
+    written = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
+    assert written == sorted([*WRITTEN, ".gitignore"])
+
+
+def test_the_local_store_is_ignored_once_and_an_existing_gitignore_kept(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("*.pyc")
+    code, out, _ = init(str(tmp_path))
+    assert code == 0 and "added .flag-store/ to .gitignore" in out
+    assert (tmp_path / ".gitignore").read_text().splitlines()[0] == "*.pyc"
+    assert ".flag-store/" in (tmp_path / ".gitignore").read_text().splitlines()
+    code, out, _ = init(str(tmp_path), "--force")
+    assert code == 0 and "gitignore" not in out
+    assert (tmp_path / ".gitignore").read_text().count(".flag-store/") == 1
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    check = ["git", "check-ignore", "-q", ".flag-store/state.json"]
+    assert subprocess.run(check, cwd=tmp_path, check=False).returncode == 0
+
+
+def test_example_files_name_their_schema_for_editors(repo: Path) -> None:
+    for path, kind in (("flags/example_flag.yaml", "flag"), (".github/gitops-flags.yml", "policy")):
+        first = (repo / path).read_text().splitlines()[0]
+        assert first == f"# yaml-language-server: $schema=../.schemas/{kind}.json"
+        schema = json.loads((repo / path).parent.joinpath(f"../.schemas/{kind}.json").read_text())
+        jsonschema.validate(yaml.safe_load((repo / path).read_text().replace("\non:", '\n"on":')), schema)
 
 
 def test_starter_files_validate(repo: Path) -> None:
@@ -153,9 +180,11 @@ def _states(
     return {s.id: s.state for s in result.steps} | {"verdict": result.verdict}
 
 
-def _flag(change_type: str, environment: str = "production") -> Change:
+def _flag(change_type: str, environment: str = "production", enabled: bool | None = None) -> Change:
     path = "flags/example_flag.yaml"
-    return Change("flag", "example_flag", path, change_type, "...", environment, files=(path,))  # type: ignore[arg-type]
+    before, after = ({"enabled": not enabled}, {"enabled": enabled}) if enabled is not None else (None, None)
+    return Change("flag", "example_flag", path, change_type, "...", environment, before, after,  # type: ignore[arg-type]
+                  files=(path,))
 
 
 def _schema(breaking: bool) -> Change:
@@ -168,9 +197,13 @@ def test_flag_approval_is_manager_then_qa(repo: Path) -> None:
     assert _states(repo, _flag("rollout"), "max", "quentin")["verdict"] == "approved"
 
 
-def test_qa_is_skipped_for_a_kill_switch(repo: Path) -> None:
+def test_qa_is_skipped_for_a_kill_switch_but_turning_on_needs_it(repo: Path) -> None:
     expected = {"manager": "satisfied", "qa": "skipped", "verdict": "approved"}
-    assert _states(repo, _flag("toggle"), "max") == expected
+    assert _states(repo, _flag("toggle", enabled=False), "max") == expected
+    turning_on = _states(repo, _flag("toggle", enabled=True), "max")
+    assert turning_on == {"manager": "satisfied", "qa": "pending", "verdict": "pending"}
+    assert _states(repo, _flag("toggle", enabled=True), "max", "quentin")["verdict"] == "approved"
+    assert _states(repo, _flag("delete"), "max")["qa"] == "skipped"
 
 
 def test_other_environments_need_a_code_owner(repo: Path) -> None:

@@ -5,6 +5,11 @@ changes (QA skipped for kill switches and deletes), two schema reviewers then a 
 (when breaking or labelled `requires-additional-review`), and senior plus compliance for governance files.
 The workflows run the PR check, apply merged changes to the store, and advance staged rollouts.
 
+For editors, it writes the three JSON Schemas under `.schemas/` and a `yaml-language-server` modeline at the
+top of the example flag and the policy (docs/formats.md, "Editor validation"). It adds `.flag-store/` (where
+a `file:` store lives by default, for local runs and demos) to `.gitignore`, so a local store is never
+committed by accident.
+
 Existing files are never overwritten without `--force`. A repository that already has a CODEOWNERS (in
 any of the places GitHub looks) keeps it: writing `.github/CODEOWNERS` next to a root or `docs/` one would
 silently replace it for the whole repository, since GitHub reads only the first it finds.
@@ -31,6 +36,10 @@ FILES: dict[str, str] = {
 }
 KEEP = "flags/schemas/.gitkeep"  # so git keeps the (empty) schemas folder
 CODEOWNERS = FILES["CODEOWNERS"]
+SCHEMAS_DIR = ".schemas"
+# file → the schema its modeline names, relative to the file (the YAML language server reads it)
+MODELINES = {"flags/example_flag.yaml": "../.schemas/flag.json", POLICY_PATH: "../.schemas/policy.json"}
+IGNORED = ".flag-store/"
 
 
 def template(name: str) -> str:
@@ -40,8 +49,25 @@ def template(name: str) -> str:
 def plan_files() -> dict[str, str]:
     """Destination path → content, for every file init writes into an empty repository."""
     files = {dest: template(name) for name, dest in FILES.items()}
+    for dest, schema in MODELINES.items():
+        files[dest] = f"# yaml-language-server: $schema={schema}\n" + files[dest]
+    schemas = resources.files("gitops_flags").joinpath("jsonschema")
+    for kind in ("flag", "schema", "policy"):
+        files[f"{SCHEMAS_DIR}/{kind}.json"] = schemas.joinpath(f"{kind}.json").read_text(encoding="utf-8")
     files[KEEP] = ""
     return files
+
+
+def ignore_store(directory: Path) -> bool:
+    """Add `.flag-store/` to `.gitignore` unless it is there; True when the file was changed."""
+    path = directory / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if any(line.strip() in (IGNORED, IGNORED.rstrip("/"), "/" + IGNORED) for line in text.splitlines()):
+        return False
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    path.write_text(text + prefix + "# the local flag store (gitops-flags, file: store)\n" + IGNORED + "\n",
+                    encoding="utf-8")
+    return True
 
 
 @click.command(name="init")
@@ -69,6 +95,8 @@ def command(directory: Path, force: bool) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         echo(f"wrote {dest}")
+    if ignore_store(directory):
+        echo(f"added {IGNORED} to .gitignore")
     if kept:
         rules = [line for line in template("CODEOWNERS").splitlines() if line and not line.startswith("#")]
         echo(f"kept {kept} (GitHub reads only one CODEOWNERS); the `codeowner` role means its owners. "
