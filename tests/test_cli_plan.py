@@ -208,13 +208,39 @@ def test_policy_comes_from_the_base(repo: Repo, tmp_path: Path, capsys: Cap) -> 
     assert by_kind["governance"]["workflow"] == "gov"
 
 
-def test_reads_commits_not_the_working_tree(repo: Repo, capsys: Cap) -> None:
+def test_with_head_reads_commits_not_the_working_tree(repo: Repo, capsys: Cap) -> None:
     base = repo.git("rev-parse", "HEAD")
     repo.commit({"flags/a.yaml": flag("a", production=True)})
     (repo.root / "flags/b.yaml").write_text("not: [valid")
     (repo.root / ".github/gitops-flags.yml").unlink()
-    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    code, data = plan_json(repo, "--base", base, "--head", "HEAD", capsys=capsys)
     assert code == 1 and [c["key"] for c in data["changes"]] == ["a"] and data["problems"] == []
+
+
+def test_without_head_uncommitted_edits_are_planned_and_said_so(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    (repo.root / "flags/b.yaml").write_text("not: [valid")  # untracked
+    (repo.root / ".github/gitops-flags.yml").unlink()  # a tracked file deleted
+    index_before = (repo.root / ".git" / "index").read_bytes()
+    head_before = repo.git("rev-parse", "HEAD")
+    code, data = plan_json(repo, "--base", base, capsys=capsys)
+    assert code == 1
+    assert sorted({c["key"] for c in data["changes"]}) == [".github/gitops-flags.yml", "a", "b"]
+    assert [p["file"] for p in data["problems"]] == ["flags/b.yaml"]
+    assert repo.git("rev-parse", "HEAD") == head_before and repo.git("status", "--porcelain") != ""
+    assert (repo.root / ".git" / "index").read_bytes() == index_before  # nothing staged
+
+
+def test_a_clean_working_tree_plans_head(repo: Repo, capsys: Cap) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit({"flags/a.yaml": flag("a", production=True)})
+    assert main(["plan", "--repo", str(repo.root), "--base", base]) == 1
+    assert "uncommitted" not in capsys.readouterr().err
+    (repo.root / "flags/a.yaml").write_text(flag("a", production=False))
+    main(["plan", "--repo", str(repo.root), "--base", base])
+    assert ("note: planning HEAD plus 1 uncommitted file in the working tree (pass --head HEAD to plan "
+            "commits only)") in capsys.readouterr().err
 
 
 def test_no_flag_changes_is_approved(repo: Repo, capsys: Cap) -> None:

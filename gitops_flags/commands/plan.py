@@ -1,8 +1,11 @@
 """`gitops-flags plan`: what a change between two revisions needs, and (with --pull) whether it has it.
 
-Both trees are read from git objects, never from the working tree. The policy and CODEOWNERS come from
---base only, as in the PR check: a change cannot loosen the rules that judge it. Only the changed files
-(and what they reference) are loaded, so planning scales with the change, not with the repository.
+Both trees are read from git objects. Without --head, the head is HEAD plus the working tree's
+uncommitted edits (tracked changes and untracked files git does not ignore), snapshotted as a commit object
+that no branch points to and without touching the index; stderr says so, naming how many files. With
+--head, only commits are planned. The policy and CODEOWNERS come from --base only, as in the PR check: a
+change cannot loosen the rules that judge it. Only the changed files (and what they reference) are loaded,
+so planning scales with the change, not with the repository.
 
 Exit codes: 0 approved; 1 pending, rejected, invalid or error; 2 when nothing can be evaluated (an
 unreadable revision, a missing or unparseable base policy, an unreadable --pull file).
@@ -11,6 +14,9 @@ unreadable revision, a missing or unparseable base policy, an unreadable --pull 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -30,15 +36,22 @@ FORMATS = ("text", "json", "markdown")
 
 @click.command(name="plan")
 @click.option("--base", required=True, help="The base revision: its policy and CODEOWNERS judge the change.")
-@click.option("--head", default="HEAD", show_default=True, help="The revision with the change.")
+@click.option("--head", default=None,
+              help="The revision with the change. Default: HEAD plus the working tree's uncommitted edits.")
 @click.option("--repo", "repo", default=".", show_default=True, help="The git repository.",
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--pull", "pull_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help='PR snapshot JSON: {"author", "labels", "reviews", "teams"}; evaluates approvals offline.')
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-def command(base: str, head: str, repo: Path, pull_file: Path | None, fmt: str) -> int:
+def command(base: str, head: str | None, repo: Path, pull_file: Path | None, fmt: str) -> int:
     """Show what each change between --base and --head needs; with --pull, evaluate its approvals."""
-    base_sha, head_sha = git.resolve(repo, base), git.resolve(repo, head)
+    base_sha, head_sha = git.resolve(repo, base), git.resolve(repo, head or "HEAD")
+    if head is None:
+        snapshot = worktree_commit(repo, head_sha)
+        if snapshot is not None:
+            head_sha, count = snapshot
+            click.echo(f"note: planning HEAD plus {count} uncommitted file{'s' if count != 1 else ''} in the "
+                       "working tree (pass --head HEAD to plan commits only)", err=True)
     pull = load_pull(pull_file, repo, base_sha, head_sha) if pull_file else None
     evaluation = plan(repo, base_sha, head_sha, pull)
     if evaluation is None:
@@ -83,6 +96,39 @@ def output(evaluation: Evaluation, fmt: str) -> str:
     if fmt == "markdown":
         return render.comment_markdown(evaluation).rstrip("\n") + "\n"
     return render.plan_text(evaluation)
+
+
+# --- the working tree -------------------------------------------------------------------------------------
+
+
+def worktree_commit(repo: Path, head_sha: str) -> tuple[str, int] | None:
+    """(a commit of the working tree on top of `head_sha`, how many paths differ), or None when the working
+    tree is clean. The commit is written to the object database only: no ref, the index untouched."""
+    status = _git_env(repo, {}, "status", "--porcelain=v1", "-z", "--untracked-files=all")
+    entries = [e for e in status.split(b"\0") if e]
+    # a rename record is followed by its old path as its own NUL-terminated entry
+    count = sum(1 for e in entries if len(e) > 3 and e[2:3] == b" ")
+    if not count:
+        return None
+    with tempfile.TemporaryDirectory(prefix="gitops-flags-plan-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_AUTHOR_NAME": "gitops-flags",
+               "GIT_AUTHOR_EMAIL": "plan@gitops-flags.invalid", "GIT_COMMITTER_NAME": "gitops-flags",
+               "GIT_COMMITTER_EMAIL": "plan@gitops-flags.invalid"}
+        _git_env(repo, env, "read-tree", head_sha)
+        _git_env(repo, env, "add", "-A")
+        tree = _git_env(repo, env, "write-tree").decode().strip()
+        message = "gitops-flags plan: the working tree"
+        commit = _git_env(repo, env, "commit-tree", tree, "-p", head_sha, "-m", message)
+    return commit.decode().strip(), count
+
+
+def _git_env(repo: Path, env: Mapping[str, str], *args: str) -> bytes:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False,
+                          stdin=subprocess.DEVNULL, env={**os.environ, **env})
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().removeprefix("fatal: ")
+        raise GitopsFlagsError(f"git {args[0]} failed: {message or f'exit {done.returncode}'}")
+    return done.stdout
 
 
 # --- the --pull snapshot ----------------------------------------------------------------------------------
