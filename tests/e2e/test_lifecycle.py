@@ -199,7 +199,8 @@ def test_lifecycle(double: GitHubDouble, actions: Actions, tmp_path: Path) -> No
 
     # 8. A second PR loosens the policy and, in the same PR, turns dark mode back on in production. The
     #    base policy judges it: the policy edit needs the governance workflow, dark mode still needs a
-    #    manager (the proposed rule would have let the code owner's approval suffice).
+    #    manager, and then QA, since turning a flag on is not the kill switch (the proposed rule would
+    #    have let the code owner's approval suffice).
     pr2 = lc.open_pr2()
     lc.pr2_reviews()
     mark = len(double.log)
@@ -209,7 +210,7 @@ def test_lifecycle(double: GitHubDouble, actions: Actions, tmp_path: Path) -> No
     assert only(sent, "POST", f"{repo}/statuses/{pr2.head_sha}").json_body()["state"] == "pending"
     comment = only(sent, "POST", f"{repo}/issues/2/comments").json_body()["body"]
     assert steps(comment) == {
-        "flag:dark_mode@production": {"manager": ("pending", []), "qa": ("skipped", [])},
+        "flag:dark_mode@production": {"manager": ("pending", []), "qa": ("waiting", [])},
         "governance:.github/gitops-flags.yml": {"senior": ("pending", []), "compliance": ("pending", [])},
     }
     assert "workflow `flag_approval`" in section(comment, "flag dark_mode · production")
