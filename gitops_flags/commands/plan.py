@@ -50,7 +50,7 @@ def command(base: str, head: str | None, repo: Path, pull_file: Path | None, fmt
         snapshot = worktree_commit(repo, head_sha)
         if snapshot is not None:
             head_sha, count = snapshot
-            click.echo(f"note: planning HEAD plus {count} uncommitted file{'s' if count != 1 else ''} in the "
+            echo(f"note: planning HEAD plus {count} uncommitted file{'s' if count != 1 else ''} in the "
                        "working tree (pass --head HEAD to plan commits only)", err=True)
     pull = load_pull(pull_file, repo, base_sha, head_sha) if pull_file else None
     evaluation = plan(repo, base_sha, head_sha, pull)
