@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from . import matching
 from .changes import Change
 from .codeowners import CodeOwners
-from .model import BUILTIN_ROLE_CODEOWNER, Policy, Step, Workflow
+from .model import BUILTIN_ROLE_CODEOWNER, CODEOWNERS_PATHS, POLICY_PATH, Policy, Step, Workflow
 from .policy import (
     Principal,
     condition_holds,
@@ -49,6 +49,7 @@ from .policy import (
 from .problems import Problem
 from .result import VERDICT_ORDER, ChangeResult, Evaluation, StepResult, StepState, Verdict, worst
 from .snapshot import DECISIVE_STATES, PullSnapshot, Review, normalize_login
+from .tree import Tree
 
 NO_CHANGES = "no flag changes"
 
@@ -621,6 +622,11 @@ def _idents(results: Sequence[ChangeResult]) -> str:
 
 
 # --- two policies ------------------------------------------------------------------------------------
+
+
+def same_rules(a: Tree, b: Tree, config: str = POLICY_PATH) -> bool:
+    """Whether two commits hold the same policy and CODEOWNERS files (then one evaluation serves both)."""
+    return all(a.read(path) == b.read(path) for path in (config, *CODEOWNERS_PATHS))
 
 
 def combine(first: Evaluation, first_label: str, second: Evaluation, second_label: str) -> Evaluation:

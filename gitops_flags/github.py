@@ -416,6 +416,18 @@ class GitHubClient:
         sha = (data.get("merge_base_commit") or {}).get("sha") if isinstance(data, dict) else None
         return str(sha) if sha else None
 
+    def branch_head(self, branch: str) -> str | None:
+        """GET /repos/{repo}/git/ref/heads/{branch}: the branch's head commit, None when it does not exist."""
+        try:
+            _, data = self._call("GET", f"{self._repo}/git/ref/heads/{quote(branch)}",
+                                 f"read the head of {branch}", "contents: read")
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        sha = (data.get("object") or {}).get("sha") if isinstance(data, dict) else None
+        return str(sha) if sha else None
+
     def commit_pulls(self, sha: str) -> list[dict[str, Any]]:
         """GET /repos/{repo}/commits/{sha}/pulls (first page: a commit belongs to few PRs)."""
         _, data = self._call("GET", f"{self._repo}/commits/{sha}/pulls", f"find the PR of commit {sha[:12]}",
@@ -709,6 +721,30 @@ def evaluate_pull(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntr
     )
     problems = [*policy_problems, *diff.problems]
     return approvals.evaluate(diff.changes, policy, owners, snapshot, problems=problems)
+
+
+def evaluate_current(client: GitHubClient, pull: PullInfo, files: Sequence[FileEntry],
+                     reviews: Sequence[Review], trees: Trees, config: str = POLICY_PATH) -> Evaluation:
+    """`evaluate_pull`, and when the PR's base is behind its base branch and the branch's policy or
+    CODEOWNERS have changed since, under those too: a policy tightened after the PR was opened binds it
+    (apply will require both). The evaluation says so."""
+    evaluation = evaluate_pull(client, pull, files, reviews, trees, config)
+    if not (evaluation.changes and pull.base_ref and voters(reviews, pull.author, allow_author=False)):
+        return evaluation  # nobody's review counts yet: no policy can approve, one request saved
+    tip = client.branch_head(pull.base_ref)
+    if tip is None or tip == pull.base_sha:
+        return evaluation
+    if approvals.same_rules(trees.at(pull.base_sha), trees.at(tip), config):
+        return evaluation
+    current = evaluate_pull(client, pull, files, reviews, trees, config, policy_at=tip)
+    branch = pull.base_ref
+    combined = approvals.combine(
+        evaluation, f"under the PR's base policy (at {pull.base_sha[:7]})",
+        current, f"under {branch}'s current policy (at {tip[:7]}; the PR's base is behind)",
+    )
+    note = (f"the PR's base {pull.base_sha[:7]} is behind {branch} ({tip[:7]}), whose policy or CODEOWNERS "
+            f"changed since: the changes need the approvals of both (apply requires it too)")
+    return replace(combined, warnings=(*combined.warnings, note))
 
 
 def merged_pull_of(items: Sequence[Mapping[str, Any]], sha: str) -> Mapping[str, Any] | None:

@@ -25,6 +25,7 @@ from github_fixtures import (
     content_file,
     error_body,
     event,
+    example,
     file_entry,
     observed_error,
     pull,
@@ -113,13 +114,16 @@ def run(repo: Path, *extra: str) -> int:
 
 def mock_pr(rsps: Mock, base: str, head: str, *, reviews: list[Any] | None = None,
             comments: list[Any] | None = None, files: tuple[str, ...] = ("flags/dark_mode.yaml",),
-            comment_count: int | None = None, **pull_kw: Any) -> MockGitHub:
+            comment_count: int | None = None, base_tip: str | None = None, **pull_kw: Any) -> MockGitHub:
     gh = MockGitHub(rsps, repo=REPO)
     pull_kw.setdefault("requested_teams", ["eng-managers"])
     if comment_count is not None:
         pull_kw["comments"] = comment_count
     gh.pull(pull(5, base_sha=base, head_sha=head, **pull_kw), files=[file_entry(f) for f in files],
             reviews=reviews or [], comments=comments or [], events=[])
+    data = pull(5, base_sha=base, head_sha=head, **pull_kw)
+    tip = example("git--get-ref", object={"sha": base_tip or base, "type": "commit"})
+    gh.get(f"/git/ref/heads/{data['base']['ref']}", tip)
     gh.writes(5, head, comment_id=900)
     return gh
 
@@ -203,6 +207,29 @@ def test_an_approval_by_a_member_who_owns_the_file_approves(rsps: Mock, repo: An
     assert status["state"] == "success"
     posted = comment_posted(rsps)
     assert "mia" in posted and "@mia" not in posted  # approvers are named, never mentioned
+
+
+def test_a_policy_tightened_on_the_base_branch_since_the_pr_was_opened_binds_it(
+        rsps: Mock, repo: Any, env: dict[str, Path]) -> None:
+    """Route 4 in check: the PR's base is behind main, where CODEOWNERS changed since. mia owns the file
+    under the PR's base, not under main's current CODEOWNERS: pending, and the report says why."""
+    root, base, head = repo
+    git(root, "checkout", "-q", "-b", "tip", base)
+    (root / ".github" / "CODEOWNERS").write_text("* @zed\n")
+    git(root, "commit", "-q", "-am", "tighten CODEOWNERS")
+    tip = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", head)
+    gh = mock_pr(rsps, base, head, reviews=[review(1, "mia", "APPROVED", head)], base_tip=tip)
+    gh.team("acme", "eng-managers", ["mia"])
+    gh.team("acme", "web", ["mia", "wes"])
+    gh.team("acme", "qa", ["quinn"])
+    assert run(root) == 0
+    status = status_sent(rsps)
+    assert status["state"] == "pending"
+    data = json.loads(outputs(env["output"])["changes"])
+    assert f"current policy (at {tip[:7]}; the PR's base is behind)" in data[0]["reason"]
+    posted = comment_posted(rsps)
+    assert "is behind main" in posted and tip[:7] in posted
 
 
 def test_an_unreadable_team_is_reported_with_the_missing_permission(rsps: Mock,

@@ -31,7 +31,7 @@ import click
 from .. import actions_env, approvals, changes, git, notify, reconcile, validate
 from ..actions_env import ActionsEnv
 from ..inert import echo, echo_command
-from ..model import CODEOWNERS_PATHS, POLICY_PATH, Policy, StoreConfig
+from ..model import POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..result import Evaluation
@@ -296,7 +296,7 @@ class _Trees:
 def _same_rules(trees: _Trees, a: str, b: str) -> bool:
     """Whether two commits hold the same policy and CODEOWNERS (a commit not in the clone: unknown, so no)."""
     try:
-        return all(trees.at(a).read(p) == trees.at(b).read(p) for p in (POLICY_PATH, *CODEOWNERS_PATHS))
+        return approvals.same_rules(trees.at(a), trees.at(b))
     except GitopsFlagsError:
         return False
 

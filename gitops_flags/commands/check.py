@@ -81,7 +81,7 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     trees = Trees(client, checkout)
     try:
         files = client.files(pull)
-        evaluation = github.evaluate_pull(client, pull, files, reviews, trees, options.config)
+        evaluation = github.evaluate_current(client, pull, files, reviews, trees, options.config)
     except TooManyFiles as exc:
         evaluation = Evaluation("error", message=str(exc))
     finally:
