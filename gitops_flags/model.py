@@ -362,6 +362,59 @@ class HealthChecks(_Strict):
                             self.proxy)
 
 
+# --- FeatureFlag manifests (OpenFeature Operator) ---------------------------------------------------
+
+# Kubernetes' own name rules (DNS-1123 subdomain / label); `{environment}` is replaced before they apply.
+K8S_NAME_PATTERN = r"^([a-z0-9{}]([-a-z0-9.{}]*[a-z0-9{}])?)$"
+K8S_LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+K8S_LABEL_VALUE_PATTERN = r"^(|[A-Za-z0-9{}]([-A-Za-z0-9_.{}]*[A-Za-z0-9{}])?)$"
+# A relative POSIX path to a .yaml file; no part starts with `.` (so no `..`), no leading `/`.
+MANIFEST_PATH_PATTERN = r"^([A-Za-z0-9_{}-][A-Za-z0-9_.{}-]*/)*[A-Za-z0-9_{}-][A-Za-z0-9_.{}-]*\.ya?ml$"
+REPOSITORY_PATTERN = r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$"
+LabelMap = dict[
+    Annotated[str, Field(pattern=K8S_LABEL_KEY_PATTERN, max_length=316)],
+    Annotated[str, Field(pattern=K8S_LABEL_VALUE_PATTERN, max_length=63)],
+]
+
+
+class FeatureFlagResource(_Strict):
+    """One environment's `FeatureFlag` resource: where it is written and what it is called. Unset
+    fields take the value of the `manifests:` section. `{environment}` in a text is the environment."""
+
+    name: str | None = Field(None, pattern=K8S_NAME_PATTERN, max_length=253)
+    namespace: str | None = Field(None, pattern=K8S_NAME_PATTERN, max_length=63)
+    labels: LabelMap = Field(default_factory=dict, description="Added to the section's labels")
+    path: str | None = Field(None, pattern=MANIFEST_PATH_PATTERN, description="File in the target")
+    repository: str | None = Field(None, pattern=REPOSITORY_PATTERN, description="OWNER/NAME")
+    branch: str | None = None
+
+
+class ManifestsConfig(_Strict):
+    """Write one OpenFeature Operator `FeatureFlag` resource per environment (docs/store.md)."""
+
+    target: Literal["github-branch", "directory"] = Field(
+        "github-branch", description="A branch of a GitHub repository, or a directory (local use, tests)"
+    )
+    repository: str | None = Field(
+        None, pattern=REPOSITORY_PATTERN, description="OWNER/NAME; default: this repository"
+    )
+    branch: str = "flag-manifests"
+    token_env: EnvName | None = Field(
+        None, description="Variable holding a token that may write the repository (default GITHUB_TOKEN)"
+    )
+    directory: str = Field("flag-manifests", description="target: directory; relative to the repository")
+    name: str = Field("gitops-flags-{environment}", pattern=K8S_NAME_PATTERN, max_length=253)
+    namespace: str | None = Field(None, pattern=K8S_NAME_PATTERN, max_length=63)
+    labels: LabelMap = Field(default_factory=dict)
+    path: str = Field("{environment}.yaml", pattern=MANIFEST_PATH_PATTERN)
+    flag_metadata: StrictBool = Field(
+        True, description="Carry flagd metadata in the resource (the operator keeps it from v0.9.0)"
+    )
+    environments: dict[str, FeatureFlagResource] = Field(
+        default_factory=dict, description="Per-environment settings; every environment gets a resource"
+    )
+
+
 class StoreConfig(_Strict):
     type: Literal["file", "github-branch", "litestar-flags"] = "file"
     path: str = ".flag-store"
@@ -373,6 +426,7 @@ class StoreConfig(_Strict):
         "one); written with the token in GITOPS_FLAGS_STORE_TOKEN",
     )
     url: str | None = None
+    manifests: ManifestsConfig | None = None
 
 
 class Policy(_Strict):

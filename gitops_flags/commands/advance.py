@@ -34,7 +34,7 @@ from ..actions_env import ActionsEnv, append_summary
 from ..inert import echo
 from ..model import POLICY_PATH, Flag, Policy, RolloutPlan
 from ..problems import GitopsFlagsError, Problem
-from ..store import ConflictError, Store, StoreSnapshot, Update
+from ..store import ConflictError, Store, StoreSnapshot, Update, featureflags
 from ..store.state import GateResult, OutboxEntry, RolloutState, StoreState, plan_hash
 from ..tree import Tree
 from .apply import default_store_opener, default_store_url
@@ -54,6 +54,7 @@ class Options:
     repo: Path | None = None
     now: datetime | None = None
     dry_run: bool = False
+    manifests: Path | None = None  # --manifests DIR: FeatureFlag manifests to a directory
 
 
 @dataclass
@@ -460,9 +461,13 @@ def exit_code(outcomes: tuple[Outcome, ...]) -> int:
               help="Repository whose HEAD holds the flag files (default: GITHUB_WORKSPACE or .).")
 @click.option("--now", "now_", metavar="ISO-8601", help="Pretend the time is this (testing, replays).")
 @click.option("--dry-run", is_flag=True, help="Evaluate gates and print what would change; write nothing.")
-def command(store_url_: str | None, repo: Path | None, now_: str | None, dry_run: bool) -> int:
+@click.option("--manifests", "manifests", metavar="DIR", envvar="GITOPS_FLAGS_MANIFESTS",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Write the FeatureFlag manifests (store.manifests) to DIR instead of their target.")
+def command(store_url_: str | None, repo: Path | None, now_: str | None, dry_run: bool,
+            manifests: Path | None) -> int:
     """Advance running staged rollouts by one stage when due and healthy."""
-    options = Options(store_url_, repo, parse_now(now_), dry_run)
+    options = Options(store_url_, repo, parse_now(now_), dry_run, manifests)
     return run(options, Services(environ=os.environ))
 
 
@@ -474,7 +479,8 @@ def run(options: Options, services: Services) -> int:
         policy = read_policy(tree)
         url = resolve_store_url(options.store, policy, repo, in_actions=env.in_actions)
         require_existing(url)
-        store = services.open_store(url, env)
+        store = featureflags.wrap(services.open_store(url, env), policy, env=env, repo_dir=repo,
+                                  environ=services.environ, now=now, directory=options.manifests)
         files = FlagFiles(tree, policy)
         channels = _channels(policy, env, services, options.dry_run)
         notice = Notice.of("advance", env, services.environ, policy, writes=not options.dry_run)
@@ -494,7 +500,7 @@ def run(options: Options, services: Services) -> int:
     elif latest.outbox:
         undelivered = _deliver(store, latest.outbox, decision, channels, now)
     append_summary(env.summary_path, summary_markdown(decision.outcomes, options.dry_run, total, undelivered))
-    return exit_code(decision.outcomes)
+    return max(exit_code(decision.outcomes), featureflags.finish(store, dry_run=options.dry_run))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,17 @@ from ..model import POLICY_PATH, Policy, StoreConfig
 from ..problems import GitopsFlagsError
 from ..reconcile import MergedPull, MergedPullSource, Unit, UnitResult
 from ..result import Evaluation
-from ..store import Store, StoreError, StoreSnapshot, Update, branch_location, open_store, store_url, update
+from ..store import (
+    Store,
+    StoreError,
+    StoreSnapshot,
+    Update,
+    branch_location,
+    featureflags,
+    open_store,
+    store_url,
+    update,
+)
 from ..store.seal import key_from_env
 from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
@@ -63,6 +73,7 @@ class Options:
     now: datetime | None = None
     repair: bool = False
     init: bool = False  # a file: store whose directory does not exist may be created
+    manifests: Path | None = None  # --manifests DIR: FeatureFlag manifests to a directory
 
 
 @click.command(name="apply")
@@ -84,11 +95,15 @@ class Options:
 @click.option("--repair", is_flag=True,
               help="When the store fails its seal, restore its last sealed version first (needs "
                    "GITOPS_FLAGS_STORE_KEY), then reconcile from there. Audited.")
+@click.option("--manifests", "manifests", metavar="DIR", envvar="GITOPS_FLAGS_MANIFESTS",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Write the FeatureFlag manifests (store.manifests) to DIR instead of their target.")
 def command(store_arg: str | None, repo: Path, rev: str, dry_run: bool, no_verify_approvals: bool,
-            baseline: str | None, now_arg: str | None, init: bool, repair: bool) -> int:
+            baseline: str | None, now_arg: str | None, init: bool, repair: bool,
+            manifests: Path | None) -> int:
     """Reconcile the flag store to the default branch's head (approved changes only)."""
     options = Options(repo, rev, store_arg, dry_run, not no_verify_approvals, baseline, parse_now(now_arg),
-                      repair, init)
+                      repair, init, manifests)
     env = ActionsEnv.from_environ(os.environ)
     return run(options, env, source_factory=source_factory, notifier_factory=notifier_factory,
                store_opener=store_opener)
@@ -333,9 +348,10 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
     if missing is not None and not options.dry_run:
         missing.mkdir(parents=True)
         echo(f"started a new flag store at {url}")
-    store = store_opener(url, env)
-    _warn_ephemeral(url, env)
     now = options.now or datetime.now(UTC).replace(microsecond=0)
+    store = featureflags.wrap(store_opener(url, env), head_policy, env=env, repo_dir=repo, environ=os.environ,
+                              now=now, directory=options.manifests)
+    _warn_ephemeral(url, env)
     notice = Notice.of("apply", env, os.environ, head_policy, writes=not options.dry_run)
     if options.repair:
         if options.dry_run:
@@ -372,7 +388,8 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
         if close is not None:
             close()
 
-    return _report(options, env, store, head, report, walker, channels)
+    code = _report(options, env, store, head, report, walker, channels)
+    return max(code, featureflags.finish(store, dry_run=options.dry_run))
 
 
 @dataclass(frozen=True)
