@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,8 @@ def test_demo_runs_the_whole_loop_offline(tmp_path: Path) -> None:
     audit = [json.loads(line) for line in (store / "audit.jsonl").read_text().splitlines()]
     advanced = [r for r in audit if r.get("flag") == "search_autocomplete" and r.get("event") == "advanced"]
     assert sum(1 for r in advanced if r["environment"] == "production") == 3
+    # Step 8: the FeatureFlag manifests carry what the store serves; the hand edit was reverted and audited.
+    manifest = yaml.safe_load((tmp_path / "cluster-config" / "apps/flags/production.yaml").read_text())
+    assert (manifest["kind"], manifest["metadata"]["namespace"]) == ("FeatureFlag", "prod")
+    assert manifest["spec"]["flagSpec"]["flags"] == production
+    assert [r["environment"] for r in audit if r.get("event") == "manifest_drift"] == ["production"]

@@ -391,7 +391,10 @@ class GitHubTarget:
             if expected is None:
                 self.repo.create_git_ref(f"refs/heads/{self.branch}", commit.sha)
             else:
-                self.repo.get_git_ref(f"heads/{self.branch}").edit(commit.sha, force=False)
+                ref = self._ref()  # fetched: its `url` is the one GitHub gives for updates
+                if ref is None or str(ref.object.sha) != expected:
+                    raise ConflictError(f"{self.where} moved while writing manifests; read it again")
+                ref.edit(commit.sha, force=False)
         except GithubException as exc:
             if exc.status in (409, 422) and "protected" not in _message(exc).lower():
                 raise ConflictError(f"{self.where} moved while writing manifests; read it again") from None
@@ -499,8 +502,8 @@ def finish(store: Store, *, dry_run: bool) -> int:
     if not isinstance(store, FeatureFlagStore):
         return 0
     settled = store.settle(dry_run=dry_run)
-    for note in settled.notes:
-        click.echo(f"note: {note}")
     for problem in settled.problems:
         click.echo(f"error: {problem}", err=True)
+    for note in settled.notes:
+        click.echo(f"note: {note}")
     return 1 if settled.problems else 0
