@@ -22,7 +22,10 @@ mkdir -p "$repo/.github" "$work/status/api"
 cp -R "$here/flags" "$repo/flags"
 cp "$here/.github/gitops-flags.yml" "$here/.github/CODEOWNERS" "$repo/.github/"
 # One FeatureFlag resource per environment; production's goes to namespace prod (docs/manifests.md).
-cat >> "$repo/.github/gitops-flags.yml" <<'YAML'
+python3 - "$repo/.github/gitops-flags.yml" <<'PY'
+import pathlib, sys
+policy = pathlib.Path(sys.argv[1])
+policy.write_text(policy.read_text().replace("  branch: flag-store\n", """  branch: flag-store
   manifests:
     repository: acme/cluster-config
     branch: main
@@ -30,7 +33,8 @@ cat >> "$repo/.github/gitops-flags.yml" <<'YAML'
     environments:
       production: {namespace: prod}
       staging: {namespace: staging}
-YAML
+""", 1))
+PY
 
 # new_checkout_flow's rollout has an HTTP health gate; serve its status page on this machine.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
