@@ -33,6 +33,7 @@ from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from referencing import Registry, Resource
+from test_store_seal import regenerate_manifest
 
 from gitops_flags import cli, featureflag
 from gitops_flags.featureflag import ManifestError
@@ -308,7 +309,7 @@ def test_a_hand_edited_manifest_is_reported_as_drift_and_restored(
     assert drift[0]["key"].endswith(PATHS["production"])
 
     assert example.apply(T0 + timedelta(minutes=15)) == 0  # nothing left to report
-    assert "changed outside" not in capsys.readouterr().err
+    assert "was changed outside gitops-flags:" not in capsys.readouterr().err
 
 
 def test_a_manifest_gitops_flags_wrote_earlier_is_caught_up_without_an_alarm(
@@ -509,3 +510,29 @@ def test_conflicts_are_retried_then_reported(tmp_path: Path) -> None:
                              {(None, "flag-manifests"): Busy(tmp_path / "out")})
     store.write(StoreState(), {"production": DOCUMENT}, store.read().version)
     assert any("moved" in p for p in store.settle().problems)
+
+
+# --- the store seal ------------------------------------------------------------------------------------
+
+
+KEY_TEXT = "fedcba9876543210" * 4
+
+
+def test_a_tampered_store_is_never_published_and_a_sealed_one_seals_its_manifests(
+    example: Example, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITOPS_FLAGS_STORE_KEY", KEY_TEXT)
+    assert example.apply(T0) == 0
+    seal = example.manifest("production")["metadata"]["annotations"]["gitops-flags/seal"]
+    assert seal.startswith("hmac-sha256:")
+    served = {path: (example.out / path).read_bytes() for path in PATHS.values()}
+
+    # Someone with write access to the store switches production's flags off and redoes the checksums.
+    document = example.store / "production.flagd.json"
+    document.write_text(document.read_text().replace('"state": "ENABLED"', '"state": "DISABLED"'))
+    regenerate_manifest(example.store)
+    capsys.readouterr()
+    assert example.apply(T0 + timedelta(minutes=5)) == 1
+    assert "does not match its seal" in capsys.readouterr().err
+    # The manifests still serve the last sealed state: nothing is published from a store that fails it.
+    assert {path: (example.out / path).read_bytes() for path in PATHS.values()} == served
