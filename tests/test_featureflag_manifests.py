@@ -220,7 +220,7 @@ class Example:
         return done.stdout.strip()
 
     def apply(self, now: datetime, *extra: str) -> int:
-        return cli.main(["apply", "--repo", str(self.repo), "--store", f"file:{self.store}",
+        return cli.main(["apply", "--repo", str(self.repo), "--store", f"file:{self.store}", "--init",
                          "--manifests", str(self.out), "--no-verify-approvals", "--now", now.isoformat(),
                          *extra])
 

@@ -53,7 +53,7 @@ def test_a_hand_edit_on_the_cluster_config_branch_is_reported_and_reverted(
         return actions.run([*args, "--store", store], event=event, payload=payload, ref="origin/main",
                            run_id=7100 + actions.jobs)
 
-    first = job("apply", "--now", "2026-11-24T10:00:00Z")
+    first = job("apply", "--init", "--now", "2026-11-24T10:00:00Z")
     assert first.code == 0, first.stderr
     approved = double.read(double.branch_sha(BRANCH), PRODUCTION)
     production = manifest(double)
