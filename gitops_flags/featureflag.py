@@ -257,8 +257,15 @@ def differences(raw: bytes | None, expected: Mapping[str, Any], where: str) -> s
         (sorted(set(want) - set(have)), "removed"),
         (sorted(set(have) - set(want)), "added"),
     ]
-    parts += [f"{', '.join(keys)} {what}" for keys, what in named if keys]
+    parts += [f"{_some(keys)} {what}" for keys, what in named if keys]
     return "; ".join(parts) or "resource fields other than the flags changed"
+
+
+def _some(keys: Sequence[str], shown: int = 10) -> str:
+    """Keys for a message, at most `shown` of them (a hand-edited manifest may add any number), each cut
+    to 64 characters."""
+    named = ", ".join(str(k)[:64] for k in keys[:shown])
+    return named + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def _at(value: Any, *keys: str) -> dict[str, Any]:

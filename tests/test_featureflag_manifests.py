@@ -536,3 +536,23 @@ def test_a_tampered_store_is_never_published_and_a_sealed_one_seals_its_manifest
     assert "does not match its seal" in capsys.readouterr().err
     # The manifests still serve the last sealed state: nothing is published from a store that fails it.
     assert {path: (example.out / path).read_bytes() for path in PATHS.values()} == served
+
+
+def test_flag_keys_from_a_hand_edited_manifest_reach_the_log_inert_and_bounded(
+    example: Example, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert example.apply(T0) == 0
+    path = example.out / PATHS["production"]
+    edited = example.manifest("production")
+    flags = edited["spec"]["flagSpec"]["flags"]
+    flags["0 ##[add-mask]secret"] = flags["dark_mode"]
+    flags["1\n::stop-commands::pwned"] = flags["dark_mode"]
+    for i in range(40):
+        flags[f"extra{i:02d}"] = flags["dark_mode"]
+    path.write_text(yaml.safe_dump(edited))
+    capsys.readouterr()
+    assert example.apply(T0 + timedelta(minutes=5)) == 1
+    err = capsys.readouterr().err
+    assert "added" in err and "and 32 more" in err
+    assert not any(line.lstrip().startswith("::") or "##[" in line for line in err.splitlines())
+    assert "extra00" not in path.read_text()  # restored

@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import click
-
 from .. import featureflag
 from ..actions_env import ActionsEnv
 from ..featureflag import ManifestError, Placement, Verdict
+from ..inert import echo
 from ..model import ManifestsConfig, Policy
 from ..problems import GitopsFlagsError
 from .base import ConflictError, Repaired, Store, StoreError, StoreSnapshot
@@ -502,8 +501,8 @@ def finish(store: Store, *, dry_run: bool) -> int:
     if not isinstance(store, FeatureFlagStore):
         return 0
     settled = store.settle(dry_run=dry_run)
-    for problem in settled.problems:
-        click.echo(f"error: {problem}", err=True)
+    for problem in settled.problems:  # flag keys from a hand-edited manifest: printed inert
+        echo(f"error: {problem}", err=True)
     for note in settled.notes:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     return 1 if settled.problems else 0
