@@ -185,13 +185,15 @@ class RolloutPlan(_Strict):
     @field_validator("stage_delay")
     @classmethod
     def _bounded_delay(cls, value: str) -> str:
-        if duration_seconds(value) > MAX_DELAY_SECONDS:
+        # the pattern has been checked: only the sum is left
+        if sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value)) > MAX_DELAY_SECONDS:
             raise ValueError(f"stage_delay {value!r} is longer than {MAX_DELAY_DAYS}d, the longest allowed")
         return value
 
     @model_validator(mode="after")
     def _before_year_9999(self) -> RolloutPlan:
-        if self.start_at is not None:
+        # each delay is under a year: most plans are decades short of 9999 without any arithmetic
+        if self.start_at is not None and self.start_at.year + len(self.stages) + 1 >= 9999:
             span = timedelta(seconds=self.delay_seconds() * (len(self.stages) - 1))
             try:
                 last = (self.start_at + span).astimezone(UTC)

@@ -239,11 +239,17 @@ def _evolve(self: Any, **changes: Any) -> Any:
     draft: jsonschema's would switch to its own class there, without RE2 and without the budget."""
     cls = type(self)
     schema = changes.setdefault("schema", self.schema)
-    new = safe_class(validator_for(schema, default=cls))
-    for field in attrs.fields(cls):
-        if field.init and field.alias not in changes:
-            changes[field.alias] = getattr(self, field.name)
+    new = cls if isinstance(schema, bool) or "$schema" not in schema else safe_class(validator_for(schema))
+    fields = _init_fields.get(cls)
+    if fields is None:
+        fields = _init_fields[cls] = [(f.name, f.alias) for f in attrs.fields(cls) if f.init]
+    for name, alias in fields:
+        if alias not in changes:
+            changes[alias] = getattr(self, name)
     return new(**changes)
+
+
+_init_fields: dict[type, list[tuple[str, str]]] = {}
 
 
 # --- static checks of a schema document -------------------------------------------------------------

@@ -78,6 +78,7 @@ class _Compare:
         self.new_root = new_root
         self.depth = 0
         self.steps = 0
+        self.texts: dict[int, tuple[Any, str]] = {}  # id → (subschema, its JSON): see `_text`
         # An unchanged keyword holding a `$ref` means the same only if what the refs point at is unchanged.
         self.refs_stable = _json(_defs(old_root)) == _json(_defs(new_root)) and all(
             r.startswith(("#/$defs/", "#/definitions/")) for r in [*_refs(old_root), *_refs(new_root)]
@@ -299,7 +300,17 @@ class _Compare:
 
     def _same(self, old: Any, new: Any) -> bool:
         """Equal as JSON (Python's == takes False for 0), and any refs inside point at unchanged defs."""
-        return _json(old) == _json(new) and (self.refs_stable or not any(True for _ in _refs(new)))
+        return self._text(old) == self._text(new) and (self.refs_stable or not any(True for _ in _refs(new)))
+
+    def _text(self, schema: Any) -> str:
+        """`_json`, once per subschema object: refs make the comparison meet the same ones again and again,
+        and dumping them each time made a chain of 40 `$ref`s take seconds."""
+        if not isinstance(schema, Mapping | list):
+            return _json(schema)
+        hit = self.texts.get(id(schema))
+        if hit is None or hit[0] is not schema:
+            hit = self.texts[id(schema)] = (schema, _json(schema))
+        return hit[1]
 
 
 # --- small pure helpers ------------------------------------------------------------------------------------
