@@ -210,6 +210,8 @@ class Example:
         policy = (ROOT / ".github" / "gitops-flags.yml").read_text()
         assert policy.count("  branch: flag-store\n") == 1
         policy = policy.replace("  branch: flag-store\n", "  branch: flag-store\n" + manifests)
+        hook = "  on_unapproved: block\n"
+        policy = policy.replace(hook, hook + "  webhook_env: FLAGS_HOOK\n")
         (self.repo / ".github" / "gitops-flags.yml").write_text(policy)
         self.git("init", "-q", "-b", "main")
         self.git("add", "-A")
@@ -556,3 +558,29 @@ def test_flag_keys_from_a_hand_edited_manifest_reach_the_log_inert_and_bounded(
     assert "added" in err and "and 32 more" in err
     assert not any(line.lstrip().startswith("::") or "##[" in line for line in err.splitlines())
     assert "extra00" not in path.read_text()  # restored
+
+
+HOOK = "https://hooks.example.com/services/T0/B0/drift"
+
+
+@responses.activate
+def test_drift_raises_the_alarm_in_the_log_the_job_summary_and_the_webhook(
+    example: Example, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert example.apply(T0) == 0
+    edited = example.manifest("production")
+    edited["spec"]["flagSpec"]["flags"]["new_checkout_flow"]["state"] = "DISABLED"
+    (example.out / PATHS["production"]).write_text(yaml.safe_dump(edited))
+    responses.post(HOOK, json={"ok": True})
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("FLAGS_HOOK", HOOK)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    capsys.readouterr()
+    assert example.apply(T0 + timedelta(minutes=5)) == 1
+    out = capsys.readouterr().out
+    assert "::error title=gitops-flags apply::gitops-flags apply: FeatureFlag manifests changed" in out
+    assert "[!CAUTION]" in summary.read_text() and "new\\_checkout\\_flow edited" in summary.read_text()
+    facts = json.loads(responses.calls[-1].request.body or b"{}")["gitops_flags"]
+    assert (facts["event"], facts["command"], facts["restored"]) == ("manifest_drift", "apply", True)
+    assert HOOK not in json.dumps(facts)

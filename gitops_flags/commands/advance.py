@@ -40,6 +40,7 @@ from ..tree import Tree
 from .apply import default_store_opener, default_store_url
 from .clock import parse_now
 from .location import require_existing
+from .manifests import finish as finish_manifests
 from .store import Notice, checked_read
 
 ATTEMPTS = 5
@@ -500,7 +501,7 @@ def run(options: Options, services: Services) -> int:
     elif latest.outbox:
         undelivered = _deliver(store, latest.outbox, decision, channels, now)
     append_summary(env.summary_path, summary_markdown(decision.outcomes, options.dry_run, total, undelivered))
-    return max(exit_code(decision.outcomes), featureflags.finish(store, dry_run=options.dry_run))
+    return max(exit_code(decision.outcomes), finish_manifests(store, dry_run=options.dry_run, notice=notice))
 
 
 @dataclass(frozen=True)

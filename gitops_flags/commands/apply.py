@@ -51,6 +51,7 @@ from ..store.state import OutboxEntry, StoreState, unit_id
 from ..tree import DictTree, Tree
 from . import location
 from .clock import parse_now
+from .manifests import finish as finish_manifests
 from .store import TOKEN_ENV, Notice, checked_read
 from .store import repair as repair_store
 
@@ -389,7 +390,7 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
             close()
 
     code = _report(options, env, store, head, report, walker, channels)
-    return max(code, featureflags.finish(store, dry_run=options.dry_run))
+    return max(code, finish_manifests(store, dry_run=options.dry_run, notice=notice))
 
 
 @dataclass(frozen=True)

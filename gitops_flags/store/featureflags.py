@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import featureflag
 from ..actions_env import ActionsEnv
 from ..featureflag import ManifestError, Placement, Verdict
-from ..inert import echo
 from ..model import ManifestsConfig, Policy
 from ..problems import GitopsFlagsError
 from .base import ConflictError, Repaired, Store, StoreError, StoreSnapshot
@@ -494,15 +493,3 @@ def _key(environ: Mapping[str, str]) -> bytes | None:
     """The store's seal key (`GITOPS_FLAGS_STORE_KEY`): the manifests are sealed with the same secret."""
     key = key_from_env(environ)
     return key.secret if key is not None else None
-
-
-def finish(store: Store, *, dry_run: bool) -> int:
-    """The end of apply and advance: settle the manifests, print what happened, 1 if anything is wrong."""
-    if not isinstance(store, FeatureFlagStore):
-        return 0
-    settled = store.settle(dry_run=dry_run)
-    for problem in settled.problems:  # flag keys from a hand-edited manifest: printed inert
-        echo(f"error: {problem}", err=True)
-    for note in settled.notes:
-        echo(f"note: {note}")
-    return 1 if settled.problems else 0
