@@ -169,3 +169,20 @@ def test_a_sealed_store_stops_a_run_without_the_key_before_it_decides(  # a work
     assert apply(repo, store, "--dry-run", now=NOW2) == 0  # reading is allowed, with a warning
     assert "is sealed, but GITOPS_FLAGS_STORE_KEY is not set" in capsys.readouterr().err
     assert cli.main(["status", "--store", f"file:{store}"]) == 0
+
+
+def test_a_full_disk_is_a_message_not_a_traceback(
+    tmp_path: Path, keyed: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    store = tmp_path / "store"
+    FileStore(store, KEY).write(FileStore(store).read().state, {"production": {"flags": {}}}, None)
+
+    def full(*args: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileStore, "_write_temp", full)
+    assert cli.main(["store", "reseal", "--store", f"file:{store}", "--reason", "x"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot re-seal {store}: No space left on device" in err and "Traceback" not in err

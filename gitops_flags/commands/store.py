@@ -124,6 +124,8 @@ def repair(store: Store, notice: Notice, now: datetime) -> Repaired:
         repaired: Repaired = method([record])
     except StoreCorrupt as exc:
         refuse(store.where, str(exc), notice)
+    except OSError as exc:
+        raise StoreError(f"cannot repair {store.where}: {exc.strerror or exc}") from None
     if repaired.restored_from:
         echo(f"repaired {store.where}: {render.plain(repaired.problem, 600)}")
         echo(f"restored {repaired.restored_from}; now at version {(repaired.version or '')[:12]}")
@@ -194,7 +196,10 @@ def reseal(store_arg: str | None, repo: Path, reason: str, now_arg: str | None) 
     actor = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or ""
     record = audit_record("store_resealed", now, store.where, "hand edit accepted and re-sealed",
                           reason=reason, actor=actor)
-    version = str(method([record]))
+    try:
+        version = str(method([record]))
+    except OSError as exc:  # a read-only directory, a full disk: a message, not a traceback
+        raise StoreError(f"cannot re-seal {store.where}: {exc.strerror or exc}") from None
     echo(f"re-sealed {store.where} with key {key.key_id}; now at version {version[:12]}")
     return 0
 
