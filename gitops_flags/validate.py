@@ -180,6 +180,8 @@ def read_policy(tree: Tree, path: str = model.POLICY_PATH) -> tuple[Policy | Non
                               "(`gitops-flags init` writes a starter)", "error", "policy-missing")]
     if policy is not None:
         problems += check_policy(policy, path, doc)
+    elif doc is not None:  # still exit 2, but with every independent problem at once
+        problems += salvaged_problems(doc, path, None, {}, Policy)
     return policy, sorted(problems, key=_sort_key)
 
 
@@ -497,6 +499,9 @@ _DEPENDS: dict[str, tuple[str, ...]] = {
     "unknown-variant": ("variants",), "variant-type": ("type", "variants"), "schema-not-object": ("type",),
     "schema-violation": ("schema", "variants", "type"), "unknown-schema": ("schema",),
     "key-mismatch": ("key",), "name-mismatch": ("name",),
+    "unknown-workflow": ("workflows",), "unknown-role": ("roles", "workflows"),
+    "unknown-step": ("workflows",), "step-cycle": ("workflows",), "duplicate-step": ("workflows",),
+    "unknown-value": ("environments",),
 }
 _MAX_REPAIRS = 12  # rounds of pruning; each round removes every value pydantic rejected
 
@@ -605,7 +610,7 @@ def salvage(cls: type[M], doc: Document, error: ValidationError, path: str) -> t
 
 def salvaged_problems(doc: Document, path: str, policy: Policy | None, schemas: Mapping[str, SchemaDoc],
                       cls: type[BaseModel] = Flag) -> list[Problem]:
-    """The semantic problems of a flag (or schema) file that failed its model, found on a repaired copy:
+    """The semantic problems of a flag (schema, policy) file that failed its model, found on a repaired copy:
     a typo in `stage_delay` must not hide stages that decrease (one run shows every independent problem)."""
     try:
         cls.model_validate(doc.data)
@@ -619,6 +624,8 @@ def salvaged_problems(doc: Document, path: str, policy: Policy | None, schemas: 
         return check_flag(model, path, policy, schemas, doc, fix)
     if isinstance(model, SchemaDoc):
         return check_schema_doc(model, path, doc, fix)
+    if isinstance(model, Policy):
+        return check_policy(model, path, doc, fix)
     return []
 
 
@@ -1033,9 +1040,10 @@ def _match_values(match: Match, path: Path) -> Iterable[tuple[str, Any, Path]]:
         yield from _match_values(match.not_, (*path, "not"))
 
 
-def check_policy(policy: Policy, path: str = model.POLICY_PATH, doc: Document | None = None) -> list[Problem]:
+def check_policy(policy: Policy, path: str = model.POLICY_PATH, doc: Document | None = None,
+                 salvage: Salvage | None = None) -> list[Problem]:
     """Cross-references inside the policy: workflows, roles, step ids and order, known match values."""
-    report = _Report(path, doc)
+    report = _Report(path, doc, salvage)
     flags_dir = policy.flags_dir.strip("/")
     if flags_dir in ("", ".") or posixpath.isabs(policy.flags_dir) or ".." in flags_dir.split("/"):
         report.add(("flags_dir",), f"{policy.flags_dir!r} must name a folder inside the repository, e.g. "

@@ -227,3 +227,12 @@ def test_a_schema_file_with_a_bad_version_still_has_its_schema_checked() -> None
     policy, _ = read_policy(tree)
     found = [p for p in validate_tree(tree, policy).problems if p.file.endswith("extra.yaml")]
     assert sorted(p.title for p in found) == ["invalid-schema", "wrong-type"]
+
+
+def test_a_structural_error_in_the_policy_does_not_hide_its_other_problems() -> None:
+    text = EXAMPLE[".github/gitops-flags.yml"].replace("version: 1", "version: 2", 1)
+    text = text.replace("workflow: flag_approval", "workflow: flag_aproval", 1)
+    policy, found = read_policy(DictTree({".github/gitops-flags.yml": text}))
+    assert policy is None  # still a configuration error (exit 2)
+    assert sorted(p.title for p in found) == ["invalid-value", "unknown-workflow"]
+    assert "did you mean 'flag_approval'" in next(p.message for p in found if p.title == "unknown-workflow")
