@@ -1,11 +1,14 @@
-"""Planning scales with the change, not with the repository.
+"""Planning costs in proportion to the change, not the repository: whole processes, paired.
 
-Builds a git repository of 10,000 flags (and a few schemas) in a temporary directory, adds a commit that
-changes 5 flags, then times `plan` (read base policy + CODEOWNERS from git, diff the changed files,
-evaluate) against a full validation of the head working tree (`validate.validate_tree`).
-Target: plan ≤ 10% of full validation.
+For each size it builds a git repository of that many flags (every tenth an object flag using one of five
+schemas), adds a commit that changes 5 flags, then runs in every round, one after the other:
+`python -c pass`, `gitops-flags plan --base B --head H` and `gitops-flags validate` of the head's working
+tree (the whole-process reference). Figures are medians; ratios are medians of per-round ratios.
 
-    python benchmarks/plan.py [--flags 10000] [--repeat 3]
+Targets (issue 15): plan ≤ 10% of whole-process validate; plan at 1k / 10k / 50k flags within 1.5x of
+each other.
+
+    python benchmarks/plan.py [--sizes 1000,10000,50000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from gitops_flags import validate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import PYTHON, load_average, median, paired, ratio_median
+
 from gitops_flags.commands import init
 from gitops_flags.commands import plan as plan_command
-from gitops_flags.tree import DirTree
 
 SCHEMA = """\
 name: {name}
@@ -80,43 +83,39 @@ def build(root: Path, count: int) -> tuple[str, str]:
     return base, git(root, "rev-parse", "HEAD")
 
 
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flags", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        base, head = build(root, args.flags)
-        print(f"built a repository of {args.flags} flags in {time.perf_counter() - start:.1f}s")
-
-        evaluation = plan_command.plan(root, base, head, None)
-        assert evaluation is not None
-        flags = sum(c.change.kind == "flag" for c in evaluation.changes)
-        errors = [p for p in evaluation.problems if p.severity == "error"]
-        print(f"plan: {len(evaluation.changes)} changes ({flags} flag changes), "
-              f"verdict {evaluation.verdict}, {len(errors)} errors")
-        policy, _ = validate.read_policy(DirTree(root))
-        full = validate.validate_tree(DirTree(root), policy)
-        print(f"full validation: {len(full.flags)} flags, {len(full.problems)} problems")
-
-        plan_s = best(lambda: plan_command.plan(root, base, head, None), args.repeat)
-        full_s = best(lambda: validate.validate_tree(DirTree(root), policy), max(1, args.repeat - 1))
-    ratio = plan_s / full_s
-    print(f"plan (5 changed flags):   {plan_s * 1000:8.1f} ms")
-    print(f"full validation (head):   {full_s * 1000:8.1f} ms")
-    print(f"ratio:                    {ratio:8.1%}   (target ≤ 10%)")
-    return 0 if ratio <= 0.10 else 1
+    plans: dict[int, float] = {}
+    ratios: dict[int, float] = {}
+    for n in (int(x) for x in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            start = time.perf_counter()
+            base, head = build(root, n)
+            built = time.perf_counter() - start
+            evaluation = plan_command.plan(root, base, head, None)
+            assert evaluation is not None
+            flags = sum(c.change.kind == "flag" for c in evaluation.changes)
+            cli = [PYTHON, "-m", "gitops_flags"]
+            r = paired({
+                "python -c pass": [PYTHON, "-c", "pass"],
+                "plan": [*cli, "plan", "--repo", str(root), "--base", base, "--head", head],
+                "validate": [*cli, "validate", "--repo", str(root)],
+            }, args.rounds, cwd=root)
+        plans[n], ratios[n] = median(r["plan"]), ratio_median(r["plan"], r["validate"])
+        print(f"\n{n} flags (built in {built:.0f} s), a commit changing 5 of them ({len(evaluation.changes)} "
+              f"changes, {flags} flag changes); median of {args.rounds} paired rounds; {load_average()}")
+        for name, samples in r.items():
+            wall, cpu = median(samples) * 1000, median(samples, "cpu") * 1000
+            print(f"  {name:16} {wall:7.0f} ms wall {cpu:7.0f} ms CPU")
+        print(f"  plan / validate: {ratios[n]:.1%} (target ≤ 10%)")
+    spread = max(plans.values()) / min(plans.values())
+    print(f"\nplan across sizes: {', '.join(f'{n}: {t * 1000:.0f} ms' for n, t in plans.items())}; "
+          f"largest / smallest {spread:.2f}x (target ≤ 1.5x)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,27 +1,36 @@
-"""Full validation of N generated flag files against the bare C-loader parse of the same files (the floor).
+"""`gitops-flags validate` on generated repositories, whole processes paired with their references.
 
-    python benchmarks/validate.py [N]        (default 10000)
+    python benchmarks/validate.py [--sizes 1000,10000,50000] [--rounds 5] [--check-jsonschema PATH]
+    python benchmarks/validate.py --crossover [--rounds 9]
 
-Writes N realistic ~600-byte flag files (booleans, strings, numbers and schema-checked objects, with
-targeting rules and rollouts, spread over team folders), two schemas and a policy into a temporary
-directory, then runs, each in a fresh Python process so that peak RSS is its own:
+For each size it writes that many realistic ~600-byte flag files (booleans, strings, numbers and
+schema-checked objects, with targeting rules and rollouts, spread over team folders), two schemas and a
+policy, then runs in every round, one after the other (so that load from other processes hits them alike):
 
-- floor: read every file and `yaml.load(raw, Loader=CSafeLoader)` (no positions, no checks);
-- validate: `read_policy` + `validate_tree(DirTree(root), policy)`, everything `gitops-flags validate` does.
+- `python -c pass` (the interpreter's own start);
+- floor: a process that reads every flag file and parses it with `yaml.load(..., Loader=CSafeLoader)`
+  (no positions, no checks: the least any YAML validator must do);
+- `gitops-flags validate` (one worker per core), `validate --jobs 1`, and `validate flags` (paths given);
+- check-jsonschema (what users pick instead) with the flag JSON Schema, when installed, at 10,000 only.
 
-Both read the same files from the (warm) page cache. Target: validate ≤ 1.3 × floor, peak RSS ≤ 150 MB.
+Figures are medians over the rounds; ratios are medians of the per-round ratios. Peak RSS is the largest
+process's (the parent or one worker). `--crossover` compares `--jobs 1` and `--jobs 2` on small
+repositories, which sets `parallel.SERIAL_BELOW`.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import random
-import resource
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import PYTHON, Sample, load_average, median, paired, ratio_median
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POLICY = """\
 version: 1
@@ -79,8 +88,15 @@ schema:
 """,
 }
 
-RUNS = 5
 TEAMS = ["checkout", "search", "growth", "platform", "mobile", "payments", "web", "data"]
+
+FLOOR = """\
+import os, sys, yaml
+paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs if f.endswith(".yaml"))
+for path in paths:
+    with open(path, "rb") as f:
+        yaml.load(f.read(), Loader=yaml.CSafeLoader)
+"""
 
 
 def flag_text(i: int, rng: random.Random) -> tuple[str, str]:
@@ -122,6 +138,7 @@ def flag_text(i: int, rng: random.Random) -> tuple[str, str]:
 
 
 def generate(root: Path, n: int) -> int:
+    """Write a repository of `n` flags under `root`; the flag files' total size in bytes."""
     rng = random.Random(42)
     (root / ".github").mkdir(parents=True)
     (root / ".github" / "gitops-flags.yml").write_text(POLICY)
@@ -139,74 +156,82 @@ def generate(root: Path, n: int) -> int:
     return total
 
 
-# --- the two measured runs, each in its own process ---------------------------------------------------
+def cli(root: Path, *args: str) -> list[str]:
+    return [PYTHON, "-m", "gitops_flags", "validate", "--repo", str(root), *args]
 
 
-def run_floor(root: Path) -> dict[str, float]:
-    import yaml
-
-    paths = sorted(str(p) for p in (root / "flags").rglob("*.yaml"))
-    start, cpu = time.perf_counter(), time.process_time()
-    for path in paths:
-        with open(path, "rb") as f:
-            yaml.load(f.read(), Loader=yaml.CSafeLoader)
-    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "files": len(paths)}
+def line(name: str, samples: list[Sample], reference: list[Sample] | None = None, ref_name: str = "") -> str:
+    text = (f"  {name:34} {median(samples):7.3f} s wall {median(samples, 'cpu'):7.3f} s CPU "
+            f"{median(samples, 'rss_mb'):5.0f} MB")
+    if reference is not None:
+        text += f"   {ratio_median(samples, reference):5.2f}x {ref_name}"
+    return text
 
 
-def run_validate(root: Path) -> dict[str, float]:
-    start = time.perf_counter()
-    from gitops_flags.tree import DirTree
-    from gitops_flags.validate import read_policy, validate_tree
+def measure(n: int, rounds: int, check_jsonschema: str | None) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="gitops-flags-bench-"))
+    try:
+        size = generate(tmp, n)
+        commands = {
+            "python -c pass": [PYTHON, "-c", "pass"],
+            "floor (read + CSafeLoader)": [PYTHON, "-c", FLOOR, str(tmp / "flags")],
+            "validate": cli(tmp),
+            "validate --jobs 1": cli(tmp, "--jobs", "1"),
+            "validate flags (paths given)": cli(tmp, str(tmp / "flags")),
+        }
+        if check_jsonschema and n == 10_000:
+            files = sorted(str(p) for p in (tmp / "flags").rglob("*.yaml") if p.parent.name != "schemas")
+            commands["check-jsonschema"] = [check_jsonschema, "--schemafile",
+                                            str(ROOT / "gitops_flags" / "jsonschema" / "flag.json"), *files]
+        r = paired(commands, rounds, cwd=tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    floor, full, serial = r["floor (read + CSafeLoader)"], r["validate"], r["validate --jobs 1"]
+    print(f"\n{n} flags ({size / n:.0f} bytes each on average), median of {rounds} paired rounds; "
+          f"{load_average()}")
+    print(line("python -c pass", r["python -c pass"]))
+    print(line("floor (read + CSafeLoader)", floor))
+    print(line("validate", full, floor, "the floor"))
+    print(line("validate --jobs 1", serial, floor, "the floor"))
+    print(line("validate flags (paths given)", r["validate flags (paths given)"], full, "plain validate"))
+    if "check-jsonschema" in r:
+        print(line("check-jsonschema", r["check-jsonschema"], floor, "the floor"))
+        print(f"  {'':34} validate is {ratio_median(r['check-jsonschema'], full):.1f}x faster "
+              "than check-jsonschema")
+    workers = max(1, round(median(full, "cpu") / median(full)))
+    speedup = ratio_median(serial, full)
+    print(f"  CPU use of validate: {median(full, 'cpu') / median(full):.2f} cores busy; speed-up over "
+          f"--jobs 1: {speedup:.2f}x (linear on {workers} cores: {workers}x)")
 
-    imported, cpu = time.perf_counter(), time.process_time()
-    tree = DirTree(root)
-    policy, problems = read_policy(tree)
-    result = validate_tree(tree, policy)
-    end, cpu = time.perf_counter(), time.process_time() - cpu
-    problems += result.problems
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        print("\n".join(f"{p.location()}: {p.message}" for p in errors[:5]), file=sys.stderr)
-    return {"seconds": end - imported, "cpu": cpu, "import_seconds": imported - start,
-            "files": len(result.checked), "problems": len(problems)}
 
-
-def child(mode: str, root: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, f"--{mode}", str(root)], check=True, capture_output=True,
-                         text=True)
-    if out.stderr:
-        print(out.stderr, file=sys.stderr, end="")
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+def crossover(rounds: int) -> None:
+    print(f"crossover: whole-process validate --jobs 1 vs --jobs 2, median of {rounds} paired rounds; "
+          f"{load_average()}")
+    for n in (100, 200, 300, 400, 600, 800):
+        tmp = Path(tempfile.mkdtemp(prefix="gitops-flags-bench-"))
+        try:
+            generate(tmp, n)
+            r = paired({"1": cli(tmp, "--jobs", "1"), "2": cli(tmp, "--jobs", "2")}, rounds, cwd=tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        one, two = median(r["1"]) * 1000, median(r["2"]) * 1000
+        ratio = ratio_median(r["2"], r["1"])
+        print(f"  {n:5} flags: --jobs 1 {one:6.0f} ms, --jobs 2 {two:6.0f} ms ({ratio:.2f}x)")
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] in ("--floor", "--validate"):
-        root = Path(sys.argv[2])
-        result = run_floor(root) if sys.argv[1] == "--floor" else run_validate(root)
-        result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-        print(json.dumps(result))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--check-jsonschema", default=shutil.which("check-jsonschema"),
+                        help="the check-jsonschema command (default: from PATH; skipped when absent)")
+    parser.add_argument("--crossover", action="store_true")
+    args = parser.parse_args()
+    if args.crossover:
+        crossover(args.rounds)
         return
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    with tempfile.TemporaryDirectory(prefix="gitops-flags-bench-") as tmp:
-        root = Path(tmp)
-        size = generate(root, n)
-        child("floor", root)  # warm the page cache and the interpreter's own files
-        floors, fulls = [], []
-        for _ in range(RUNS):  # alternate, so that load from other processes hits both alike
-            floors.append(child("floor", root))
-            fulls.append(child("validate", root))
-    floor = {k: min(r[k] for r in floors) for k in floors[0]}
-    full = {k: min(r[k] for r in fulls) for k in fulls[0]}
-    print(f"flags: {n} files, {size / n:.0f} bytes on average ({size / 1e6:.1f} MB); best of {RUNS} runs")
-    print(f"floor (read + CSafeLoader parse): {floor['seconds']:.2f} s wall, {floor['cpu']:.2f} s CPU, "
-          f"peak RSS {floor['max_rss_mb']:.0f} MB")
-    print(f"validate_tree (full validation):  {full['seconds']:.2f} s wall, {full['cpu']:.2f} s CPU, "
-          f"{full['files'] / full['seconds']:.0f} files/s, peak RSS {full['max_rss_mb']:.0f} MB, "
-          f"{full['problems']:.0f} problems (+{full['import_seconds']:.2f} s imports)")
-    wall, cpu = full["seconds"] / floor["seconds"], full["cpu"] / floor["cpu"]
-    verdict = "met" if wall <= 1.3 and full["max_rss_mb"] <= 150 else "NOT met"
-    print(f"ratio: {wall:.2f}x the floor wall time, {cpu:.2f}x its CPU time "
-          f"(target ≤ 1.3x and ≤ 150 MB: {verdict})")
+    for n in (int(s) for s in args.sizes.split(",")):
+        measure(n, args.rounds, args.check_jsonschema)
 
 
 if __name__ == "__main__":

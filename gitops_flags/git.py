@@ -146,12 +146,14 @@ def _path(raw: bytes) -> str:
 
 
 class GitTree:
-    """`tree.Tree` over one commit. Lists the tree once; reads blobs through one `git cat-file --batch`."""
+    """`tree.Tree` over one commit. Lists only the folders it is asked about (each once, with `ls-tree`);
+    reads blobs through one `git cat-file --batch`."""
 
     def __init__(self, repo_dir: Path | str, rev: str) -> None:
         self.repo_dir = Path(repo_dir)
         self._sha = resolve(self.repo_dir, rev)
-        self._raw: bytes | None = None
+        self._listings: dict[str, bytes] = {}  # folder ("" for all) → `ls-tree -r` of it
+        self._folders: dict[str, bytes] = {}  # folder → `ls-tree` of its own entries only
         self._entries: dict[str, _Entry] | None = None
         self._sorted: list[str] = []
         self._batch: subprocess.Popen[bytes] | None = None
@@ -170,9 +172,11 @@ class GitTree:
                     break
                 yield path
             return
-        # Only the records under `prefix` become Python objects; the search of the listing runs in C.
+        # Only the folder holding `prefix` is listed, and only the records under `prefix` become Python
+        # objects; the search of the listing runs in C.
         needle = b"\t" + _encode(prefix)
-        yield from sorted(p for p, _ in _blob_records(self._listing(), needle) if p.startswith(prefix))
+        raw = self._listing(prefix.rpartition("/")[0])
+        yield from sorted(p for p, _ in _blob_records(raw, needle) if p.startswith(prefix))
 
     def read(self, path: str) -> bytes | None:
         entry = self._entry(path)
@@ -187,7 +191,7 @@ class GitTree:
         """Files under `prefix`, in any folder, whose file name is one of `names`: a byte search of the
         commit's listing, so that a partial validation finds the files sharing a flag's key without
         listing the repository in Python."""
-        raw = self._listing()
+        raw = self._listing(prefix.rpartition("/")[0])
         out: set[str] = set()
         for name in set(names):
             found = _blob_records(raw, b"/" + _encode(name) + b"\0")
@@ -219,17 +223,35 @@ class GitTree:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _listing(self) -> bytes:
-        """`git ls-tree -r -z` of the whole commit, read once (git writes it at C speed; records are turned
-        into Python objects only where asked for)."""
-        if self._raw is None:
-            self._raw = _git(self.repo_dir, "ls-tree", "-r", "-z", "--full-tree", self._sha)
-        return self._raw
+    def _listing(self, folder: str = "") -> bytes:
+        """`git ls-tree -r -z` of `folder` ("" for the whole commit), read once: git lists at C speed and
+        records become Python objects only where asked for."""
+        if folder.startswith(":"):  # would read as pathspec magic
+            folder = ""
+        if folder not in self._listings:
+            self._listings[folder] = self._ls(folder, "-r")
+        return self._listings[folder]
+
+    def _ls(self, folder: str, *options: str) -> bytes:
+        spec = ["--", f"{folder}/"] if folder else []  # ls-tree reads paths literally (no wildcards)
+        return _git(self.repo_dir, "ls-tree", *options, "-z", "--full-tree", self._sha, *spec)
 
     def _entry(self, path: str) -> _Entry | None:
+        """One file's entry: from a listing already read that covers it, else from a listing of its own
+        folder's entries (a few files' reads never list the whole commit)."""
         if self._entries is not None:
             return self._entries.get(path)
-        for found, entry in _blob_records(self._listing(), b"\t" + _encode(path) + b"\0"):
+        folder = path.rpartition("/")[0]
+        covering = [raw for name, raw in self._listings.items() if not name or path.startswith(name + "/")]
+        if covering:
+            raw = covering[0]
+        elif folder.startswith(":"):
+            raw = self._listing()
+        else:
+            if folder not in self._folders:
+                self._folders[folder] = self._ls(folder)
+            raw = self._folders[folder]
+        for found, entry in _blob_records(raw, b"\t" + _encode(path) + b"\0"):
             if found == path:
                 return entry
         return None

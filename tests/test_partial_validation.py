@@ -76,3 +76,15 @@ def test_files_named_and_prefix_listing_do_not_decode_the_whole_tree(repo: Path)
         assert tree.read("name.yaml") is None  # the tail of a path holding a tab is not a file
         assert tree._entries is None  # nothing above needed every record as a Python object
         assert list(tree.paths("flags/c/")) == ["flags/c/flag\tname.yaml"]
+
+
+def test_reads_list_only_the_folder_of_the_file(repo: Path) -> None:  # noqa: F811
+    files = {"flags/t*/a.yaml": "star", "flags/tx/a.yaml": "x", "flags/t?/a.yaml": "q", "CODEOWNERS": "* @o",
+             "flags/deep/er/b.yaml": "b"}
+    sha = commit(repo, files)
+    with GitTree(repo, sha) as tree:
+        assert [tree.read(p) for p in files] == [v.encode() for v in files.values()]  # wildcards are literal
+        assert tree.read("flags/t*/b.yaml") is None and tree.read("flags/deep/b.yaml") is None
+        assert tree._listings == {}  # no listing of the whole commit, nor of flags/
+        assert sorted(tree._folders) == ["", "flags/deep", "flags/deep/er", "flags/t*", "flags/t?",
+                                         "flags/tx"]
