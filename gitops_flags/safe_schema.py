@@ -38,8 +38,8 @@ from referencing.jsonschema import DRAFT202012, specification_with
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-MAX_STEPS = 100_000  # keyword evaluations per value (about 0.2-0.5 s); real schemas take tens to thousands
-META_STEPS = 300_000  # checking a schema against its metaschema: about 130 steps per subschema, ~1 s at most
+MAX_STEPS = 50_000  # keyword evaluations per value (0.1-0.3 s); real schemas take tens to a few thousand
+META_STEPS = 150_000  # checking a schema against its metaschema: about 130 steps per subschema, ~0.6 s
 _REF_COST = 10  # following a reference (lookup, new resolver, new validator) costs about ten keywords
 _MAX_PATTERNS = 4096  # compiled patterns kept (each RE2 program holds at most 8 MiB, usually a few KiB)
 

@@ -774,7 +774,7 @@ def _examine(schema: SchemaDoc) -> _Examined:
         errors = safe_schema.errors(meta, schema.json_schema, safe_schema.META_STEPS)
     except safe_schema.SchemaTooCostly:
         errors = []
-        found.append(((), "the schema is too large to check (more than about 2,000 subschemas); split it "
+        found.append(((), "the schema is too large to check (more than about 1,000 subschemas); split it "
                       "into smaller schemas", "schema-too-costly"))
     for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         found.append((tuple(err.absolute_path), *_meta_message(_first_cause(err))))
