@@ -66,7 +66,10 @@ def test_pr_workflow_is_least_privilege_and_one_run_per_pr() -> None:
     # No paths filter: a required status must be posted on every PR, or unrelated PRs wait forever.
     assert "paths" not in wf["on"]["pull_request"]
     assert set(wf["on"]["pull_request_review"]["types"]) == {"submitted", "dismissed", "edited"}
-    assert wf["permissions"] == {"contents": "read", "pull-requests": "write", "statuses": "write"}
+    assert wf["permissions"] == {}  # write permissions belong to the job
+    job = wf["jobs"]["check"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write", "statuses": "write"}
+    assert "environment" not in wf["jobs"]["check"]  # never the store's secrets
     # per PR for every event that can run the check (issue_comment and workflow_dispatch name it elsewhere)
     group = wf["concurrency"]["group"]
     assert group.startswith("gitops-flags-${{ github.event.pull_request.number || github.event.issue.number")
@@ -81,5 +84,5 @@ def test_pr_workflow_is_least_privilege_and_one_run_per_pr() -> None:
 
 def test_ci_runs_the_ci_script() -> None:
     wf = load(ROOT / ".github" / "workflows" / "ci.yml")
-    assert wf["permissions"] == {"contents": "read"}
+    assert wf["permissions"] == {} and wf["jobs"]["test"]["permissions"] == {"contents": "read"}
     assert any(s.get("run") == "bash .ci/run" for s in wf["jobs"]["test"]["steps"])

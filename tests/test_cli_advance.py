@@ -653,9 +653,13 @@ def test_rollout_workflow_schedule_concurrency_and_permissions() -> None:
     wf = yaml.safe_load(path.read_text().replace("\non:", '\n"on":'))
     assert wf["on"]["schedule"] == [{"cron": "*/15 * * * *"}]
     assert "workflow_dispatch" in wf["on"]
-    assert wf["concurrency"] == {"group": "flag-store", "cancel-in-progress": False}
-    assert wf["permissions"] == {"contents": "write", "pull-requests": "write"}
+    # its own group: sharing the apply workflow's would let a scheduled run displace a pending apply
+    group = "gitops-flags-rollout-${{ github.ref }}"
+    assert wf["concurrency"] == {"group": group, "cancel-in-progress": False}
+    assert wf["permissions"] == {}
     [job] = wf["jobs"].values()
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert job["environment"] == "flag-store"
     action = next(s for s in job["steps"] if s.get("uses") == "./")
     assert action["with"]["command"] == "advance"
     assert "github.event_name == 'schedule'" in job["if"]

@@ -900,15 +900,19 @@ def test_audit_lists_and_filters(
 # --- the workflow users copy ---------------------------------------------------------------------------
 
 
-def test_the_apply_workflow_is_least_privilege_and_serialised() -> None:
+def test_the_apply_workflow_is_least_privilege_and_never_displaced() -> None:
     path = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "flags-apply.yml"
     wf = yaml.safe_load(path.read_text())
     triggers = wf[True]  # YAML 1.1 reads the key `on` as True
     assert "flags/**" in triggers["push"]["paths"] and ".github/gitops-flags.yml" in triggers["push"]["paths"]
     assert "workflow_dispatch" in triggers and "pull_request" not in triggers
-    assert wf["concurrency"] == {"group": "flag-store", "cancel-in-progress": False}
-    assert wf["permissions"] == {"contents": "write", "pull-requests": "write", "statuses": "read"}
-    steps = wf["jobs"]["apply"]["steps"]
+    # its own group (a pending apply is only replaced by a newer apply); writes are compare-and-swap
+    assert wf["concurrency"] == {"group": "gitops-flags-apply-${{ github.ref }}", "cancel-in-progress": False}
+    assert wf["permissions"] == {}
+    job = wf["jobs"]["apply"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write", "statuses": "read"}
+    assert job["environment"] == "flag-store"
+    steps = job["steps"]
     assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 0
     assert steps[1]["uses"] == "./" and steps[1]["with"]["command"] == "apply"
 

@@ -96,7 +96,9 @@ def test_workflow_runs_the_check_on_every_pull_request(repo: Path) -> None:
     assert set(triggers["pull_request_review"]["types"]) >= {"submitted", "dismissed"}
     steps = workflow["jobs"]["check"]["steps"]
     assert any(s.get("with", {}).get("command") == "check" for s in steps)
-    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write", "statuses": "write"}
+    assert workflow["permissions"] == {}  # write permissions belong to the job
+    job = workflow["jobs"]["check"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write", "statuses": "write"}
 
 
 def test_refuses_to_overwrite_and_lists_the_files(repo: Path) -> None:
@@ -235,13 +237,19 @@ def test_governance_needs_senior_and_compliance(repo: Path) -> None:
     assert _states(repo, change, "sam", "carl")["verdict"] == "approved"
 
 
-def test_apply_and_rollout_workflows_share_the_store_lock(repo: Path) -> None:
+def test_apply_and_rollout_workflows_cannot_displace_each_other(repo: Path) -> None:
     apply = yaml.safe_load((repo / ".github/workflows/gitops-flags-apply.yml").read_text())
     rollout = yaml.safe_load((repo / ".github/workflows/gitops-flags-rollout.yml").read_text())
     assert apply["jobs"]["apply"]["steps"][-1]["with"]["command"] == "apply"
     assert rollout["jobs"]["advance"]["steps"][-1]["with"]["command"] == "advance"
-    lock = {"group": "flag-store", "cancel-in-progress": False}
-    assert apply["concurrency"] == rollout["concurrency"] == lock
+    # GitHub cancels an older pending run when a newer one queues in the same group: separate groups, so a
+    # scheduled advance never displaces a pending apply (the store's compare-and-swap orders their writes).
+    assert apply["concurrency"]["group"] != rollout["concurrency"]["group"]
+    assert apply["concurrency"]["cancel-in-progress"] is rollout["concurrency"]["cancel-in-progress"] is False
+    assert "github.ref" in apply["concurrency"]["group"]
+    for job in (apply["jobs"]["apply"], rollout["jobs"]["advance"]):
+        assert job["environment"] == "flag-store"
+        assert job["steps"][-1]["env"]["GITOPS_FLAGS_STORE_KEY"] == "${{ secrets.GITOPS_FLAGS_STORE_KEY }}"
     assert apply["jobs"]["apply"]["steps"][0]["with"]["fetch-depth"] == 0  # apply walks the history
     assert "schedule" in rollout[True] and "push" in apply[True]
     # A store that outlives the runner: the starter policy keeps it on a branch.

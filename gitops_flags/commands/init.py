@@ -104,7 +104,8 @@ def command(directory: Path, force: bool) -> int:
         for line in rules:
             echo(f"  {line}")
     echo(
-        "\nNext: replace the placeholder teams (@your-org/...) in the policy and CODEOWNERS and OWNER in "
-        "the workflows, then run `gitops-flags validate`."
+        "\nNext: replace the placeholder teams (@your-org/...) in the policy and CODEOWNERS, and OWNER and "
+        "the placeholder commit SHA in the workflows; require the status `gitops-flags: <default branch>`; "
+        "then run `gitops-flags validate` and `gitops-flags doctor`."
     )
     return 0
