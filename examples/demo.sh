@@ -118,19 +118,19 @@ run gitops-flags status --repo "$repo" --store "$store" --now 2026-12-01T17:30:0
 run gitops-flags audit search_autocomplete --repo "$repo" --store "$store"
 step "8. The same state as FeatureFlag manifests, for the OpenFeature Operator in every cluster"
 echo "apply and advance wrote them beside the store (here to a directory; in Actions to acme/cluster-config):"
-run head -n 20 "$manifests/apps/flags/production.yaml"
+run head -n 8 "$manifests/apps/flags/production.yaml"
 echo "Someone with push rights to the config repository switches the new checkout on for everyone:"
 python3 - "$manifests/apps/flags/production.yaml" <<'PY'
 import pathlib, sys
 path = pathlib.Path(sys.argv[1])
+old = '"new_checkout_flow": {"defaultVariant": "off"'
 text = path.read_text()
-start = text.index("      new_checkout_flow:")
-at = text.index("defaultVariant: 'off'", start)
-path.write_text(text[:at] + "defaultVariant: 'on'" + text[at + len("defaultVariant: 'off'"):])
+assert text.count(old) == 1
+path.write_text(text.replace(old, '"new_checkout_flow": {"defaultVariant": "on"'))
 PY
 run gitops-flags apply --repo "$repo" --store "$store" --manifests "$manifests" --no-verify-approvals \
   --now 2026-12-01T17:35:00Z || echo "(exit $?: drift found, reported and reverted)"
-run grep -A1 "new_checkout_flow:" "$manifests/apps/flags/production.yaml"
+run grep -o '"new_checkout_flow": {"defaultVariant": "[a-z]*"' "$manifests/apps/flags/production.yaml"
 
 echo
 echo "flagd can serve the store as is: flagd start --uri file:$work/store/production.flagd.json"

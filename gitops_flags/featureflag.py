@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
-
 from .loader import Limits, load_bytes
 from .model import FeatureFlagResource, ManifestsConfig
 from .problems import GitopsFlagsError, ProblemError
@@ -152,23 +150,10 @@ def resource(
     }
     commit = document.get("metadata", {}).get("gitopsCommit")
     metadata["annotations"] = {COMMIT_ANNOTATION: str(commit)} if commit else {}
-    out = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": _sorted(metadata),
-        "spec": {"flagSpec": _sorted(spec)},
-    }
-    out["metadata"]["annotations"][SEAL_ANNOTATION] = seal(out, key)
+    out: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
+                           "spec": {"flagSpec": spec}}
+    metadata["annotations"][SEAL_ANNOTATION] = seal(out, key)
     return out
-
-
-def _sorted(value: Any) -> Any:
-    """Plain JSON values with every mapping's keys sorted, so equal resources dump to equal bytes."""
-    if isinstance(value, Mapping):
-        return {str(k): _sorted(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, list | tuple):
-        return [_sorted(v) for v in value]
-    return value
 
 
 def _label_safe(value: str) -> str:
@@ -199,35 +184,52 @@ def _sealed_body(resource_: Mapping[str, Any]) -> bytes:
 
 
 def dumps(resource_: Mapping[str, Any]) -> bytes:
-    """YAML with a header saying not to edit; keys in Kubernetes' usual order, flags sorted. The same
-    resource always gives the same bytes, so a run that changes nothing writes nothing."""
-    text = yaml.dump(
-        dict(resource_),
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=10**6,
-    )
-    return (HEADER + text).encode()
+    """The manifest: a header saying not to edit, then the resource as JSON, which is YAML (every YAML
+    parser Kubernetes, Argo CD, Flux and kustomize use reads it; every string is quoted, so `on`, `off`
+    or `yes` stay strings). One flag per line, so a config repository's diff names the flags a change
+    touched; keys sorted, so the same resource always gives the same bytes and a run that changes
+    nothing writes nothing. Not block YAML: PyYAML takes tens of seconds for 10,000 flags, and `json`
+    with `indent` falls back to its pure-Python encoder."""
+    spec = resource_["spec"]["flagSpec"]
+    flags = [f"      {_compact(k)}: {_compact(v)}" for k, v in sorted(spec.get("flags", {}).items())]
+    inner = ["    \"flags\": {}" if not flags else "    \"flags\": {\n" + ",\n".join(flags) + "\n    }"]
+    inner += [f"    {_compact(k)}: {_compact(v)}" for k, v in sorted(spec.items()) if k != "flags"]
+    head = [f"  {_compact(k)}: {_compact(resource_[k])}," for k in ("apiVersion", "kind", "metadata")]
+    body = ["{", *head, "  \"spec\": {\"flagSpec\": {", ",\n".join(inner), "  }}", "}"]
+    return (HEADER + "\n".join(body) + "\n").encode()
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
 def loads(raw: bytes, where: str) -> Any:
-    """A manifest read back (bounded: it may have been edited by anyone who can push there)."""
+    """A manifest read back. As written, JSON after comment lines; edited by hand, it may be any YAML
+    (bounded: anyone who can push there may have written it)."""
+    body = b"\n".join(line for line in raw.split(b"\n") if not line.lstrip().startswith(b"#"))
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        pass
     try:
         return load_bytes(raw, where, READ_LIMITS).data
     except ProblemError as exc:
         raise ManifestError(f"{where}: not a YAML mapping ({exc})") from None
 
 
-def verdict(raw: bytes | None, expected: Mapping[str, Any], key: bytes | None, where: str) -> Verdict:
-    """How the manifest in the target compares with the one the store's documents give:
-    current (the same), missing, stale (an earlier manifest gitops-flags sealed: a publish was missed)
-    or drift (changed by something else)."""
+def verdict(
+    raw: bytes | None, expected: Mapping[str, Any], key: bytes | None, where: str, data: bytes | None = None
+) -> Verdict:
+    """How the manifest in the target compares with the one the store's documents give (`data`: its
+    bytes, when already rendered): current (the same), missing, stale (an earlier manifest gitops-flags
+    sealed: a publish was missed) or drift (changed by something else)."""
     if raw is None:
         return "missing"
-    if raw == dumps(expected):
+    data = dumps(expected) if data is None else data
+    if raw == data:
         return "current"
+    if len(raw) > 4 * len(data) + 1024 * 1024:
+        return "drift"  # far larger than anything gitops-flags wrote for it: not worth parsing
     try:
         actual = loads(raw, where)
     except ManifestError:
@@ -273,7 +275,3 @@ def _at(value: Any, *keys: str) -> dict[str, Any]:
     for key in keys:
         value = value.get(key) if isinstance(value, Mapping) else None
     return dict(value) if isinstance(value, Mapping) else {}
-
-
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Safe YAML; strings YAML 1.1 would read as booleans (`on`, `off`, `yes`) are quoted by PyYAML."""
