@@ -51,10 +51,10 @@ git init -q
 git add -A && git commit -qm "Adopt gitops-flags"
 
 step "1. Validate the example repository"
-run gitops-flags validate --repo "$repo"
+run gitops-flags validate -C "$repo"
 
 step "2. Apply today's flags to an empty flagd store (the adopting commit is the baseline)"
-run gitops-flags apply --repo "$repo" --store "$store" --init --manifests "$manifests" --no-verify-approvals \
+run gitops-flags apply -C "$repo" --store "$store" --init --manifests "$manifests" --no-verify-approvals \
   --now 2026-12-01T08:00:00Z
 
 step "3. A pull request: roll search_autocomplete out in production, re-enable legacy_export in staging"
@@ -73,7 +73,7 @@ PY
 git commit -qam "Roll out search autocomplete; legacy export back on in staging"
 head=$(git rev-parse HEAD)
 echo "What each change needs, judged by the policy and CODEOWNERS of main:"
-run gitops-flags plan --repo "$repo" --base main --head "$head" || true
+run gitops-flags plan -C "$repo" --base main --head "$head" || true
 
 step "4. Reviews arrive (sample PR snapshot: the author's own approval never counts)"
 cat > "$work/pull.json" <<JSON
@@ -94,28 +94,28 @@ cat > "$work/pull.json" <<JSON
   }
 }
 JSON
-run gitops-flags plan --repo "$repo" --base main --head "$head" --pull "$work/pull.json"
+run gitops-flags plan -C "$repo" --base main --head "$head" --pull "$work/pull.json"
 
 step "5. Merge and apply (offline there is no GitHub to re-check the PR, so approvals are not re-verified)"
 git switch -q main
 git merge -q --no-ff -m "Merge pull request #1 from alice/autocomplete" alice/autocomplete
-run gitops-flags apply --repo "$repo" --store "$store" --manifests "$manifests" --no-verify-approvals \
+run gitops-flags apply -C "$repo" --store "$store" --manifests "$manifests" --no-verify-approvals \
   --now 2026-12-01T09:00:00Z
 
 step "6. Scheduled runs advance rollouts, one stage per run once its delay has passed and the gate passes"
 for now in 2026-12-01T11:05:00Z 2026-12-01T13:10:00Z; do
-  run gitops-flags advance --repo "$repo" --store "$store" --manifests "$manifests" --now "$now"
+  run gitops-flags advance -C "$repo" --store "$store" --manifests "$manifests" --now "$now"
 done
 echo "new_checkout_flow's error rate jumps to 9%: its health gate fails and the rollout is rolled back to 0%"
 echo '{"data": {"error_rate": 0.09}}' > "$work/status/api/checkout"
 for now in 2026-12-01T15:15:00Z 2026-12-01T17:20:00Z; do
-  run gitops-flags advance --repo "$repo" --store "$store" --manifests "$manifests" --now "$now" \
+  run gitops-flags advance -C "$repo" --store "$store" --manifests "$manifests" --now "$now" \
     || echo "(exit $?: a gate failed)"
 done
 
 step "7. What is served now, and the audit trail"
-run gitops-flags status --repo "$repo" --store "$store" --now 2026-12-01T17:30:00Z
-run gitops-flags audit search_autocomplete --repo "$repo" --store "$store"
+run gitops-flags status -C "$repo" --store "$store" --now 2026-12-01T17:30:00Z
+run gitops-flags audit search_autocomplete -C "$repo" --store "$store"
 step "8. The same state as FeatureFlag manifests, for the OpenFeature Operator in every cluster"
 echo "apply and advance wrote them beside the store (here to a directory; in Actions to acme/cluster-config):"
 run head -n 8 "$manifests/apps/flags/production.yaml"
@@ -128,7 +128,7 @@ text = path.read_text()
 assert text.count(old) == 1
 path.write_text(text.replace(old, '"new_checkout_flow": {"defaultVariant": "on"'))
 PY
-run gitops-flags apply --repo "$repo" --store "$store" --manifests "$manifests" --no-verify-approvals \
+run gitops-flags apply -C "$repo" --store "$store" --manifests "$manifests" --no-verify-approvals \
   --now 2026-12-01T17:35:00Z || echo "(exit $?: drift found, reported and reverted)"
 run grep -o '"new_checkout_flow": {"defaultVariant": "[a-z]*"' "$manifests/apps/flags/production.yaml"
 

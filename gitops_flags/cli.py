@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "check": "Evaluate a pull request on GitHub and report a status, a comment and review requests.",
     "apply": "Reconcile the flag store to the default branch's head (approved changes only).",
     "advance": "Advance running staged rollouts by one stage when due and healthy.",
-    "status": "Show served state and rollout progress per environment.",
+    "status": "Show what is served per environment: rules, split, rollout stage, applied commit, drift.",
     "audit": "Show the audit log of applied changes.",
     "store": "Check the flag store's seal, or re-seal it after an intended hand edit.",
     "doctor": "Audit the GitHub settings the governance depends on (branch rules, environment, secrets).",

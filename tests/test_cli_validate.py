@@ -42,14 +42,14 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_example_repository_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--repo", str(REPO))
+    code, out, _ = run(capsys, "-C", str(REPO))
     assert code == 0
     assert re.fullmatch(r"ok: 1\d flag files, 2 schema files and the policy checked, no problems\n", out)
 
 
 def test_text_format_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {"flags/good.yaml": GOOD, "flags/team/bad.yaml": BAD})
-    code, out, _ = run(capsys, "--repo", str(tmp_path))
+    code, out, _ = run(capsys, "-C", str(tmp_path))
     assert code == 1
     assert out.splitlines() == [
         f"flags/team/bad.yaml:3:1: error: unknown field 'colour' (allowed: {ALLOWED})",
@@ -61,7 +61,7 @@ def test_text_format_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_semantic_errors_after_the_model_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {"flags/bad.yaml": BAD.replace("colour: red\n", "")})
-    code, out, _ = run(capsys, "--repo", str(tmp_path))
+    code, out, _ = run(capsys, "-C", str(tmp_path))
     assert code == 1
     assert out.splitlines()[0] == ("flags/bad.yaml:4:1: error: default_variant: variant 'of' is not defined "
                                    "(variants: on)")
@@ -69,7 +69,7 @@ def test_semantic_errors_after_the_model_passes(tmp_path: Path, capsys: pytest.C
 
 def test_warnings_alone_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {"flags/good.yaml": GOOD + "description: x\ntags: [1e3]\n"})
-    code, out, _ = run(capsys, "--repo", str(tmp_path))
+    code, out, _ = run(capsys, "-C", str(tmp_path))
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("flags/good.yaml:6:8: warning: `1e3` is read as ")
@@ -78,7 +78,7 @@ def test_warnings_alone_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {"flags/bad.yaml": BAD})
-    code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "json")
+    code, out, _ = run(capsys, "-C", str(tmp_path), "--format", "json")
     assert code == 1
     assert json.loads(out) == [{
         "file": "flags/bad.yaml", "line": 3, "col": 1, "severity": "error", "title": "unknown-field",
@@ -88,13 +88,13 @@ def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "message": "default_variant: variant 'of' is not defined (variants: on)",
     }]
     make_repo(tmp_path, {"flags/bad.yaml": GOOD.replace("good", "bad")})
-    assert run(capsys, "--repo", str(tmp_path), "--format", "json") == (0, "[]\n", "")
+    assert run(capsys, "-C", str(tmp_path), "--format", "json") == (0, "[]\n", "")
 
 
 def test_github_format_escapes_data_and_properties(tmp_path: Path, capsys: Capture) -> None:
     make_repo(tmp_path, {"flags/a,b:c.yaml": GOOD.replace("key: good", 'key: good\n"50%\\r\\nx": 1'),
                          "flags/good.yaml": GOOD.replace("key: good", "key: good.yaml")})
-    code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "github")
+    code, out, _ = run(capsys, "-C", str(tmp_path), "--format", "github")
     assert code == 1
     assert out.splitlines() == [
         "::error file=flags/a%2Cb%3Ac.yaml,title=gitops-flags%3A unportable-path::'a,b:c.yaml' holds ':', "
@@ -115,7 +115,7 @@ def test_github_format_keeps_problems_beyond_the_annotation_limit_as_text(
     one_error = BAD.replace("default_variant: of", 'default_variant: "on"')
     make_repo(tmp_path, {f"flags/f{i:02}.yaml": one_error.replace("key: bad", f"key: f{i:02}")
                          for i in range(12)})
-    code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "github")
+    code, out, _ = run(capsys, "-C", str(tmp_path), "--format", "github")
     lines = out.splitlines()
     assert code == 1 and len(lines) == 13
     assert all(line.startswith("::error file=flags/f0") for line in lines[:10])
@@ -125,7 +125,7 @@ def test_github_format_keeps_problems_beyond_the_annotation_limit_as_text(
 
 def test_missing_policy_exits_2_with_a_clear_message(tmp_path: Path, capsys: Capture) -> None:
     (tmp_path / ".git").mkdir()
-    code, out, err = run(capsys, "--repo", str(tmp_path))
+    code, out, err = run(capsys, "-C", str(tmp_path))
     assert code == 2
     assert out.splitlines()[0] == (".github/gitops-flags.yml: error: the policy file is missing; every flag "
                                    "repository needs one (`gitops-flags init` writes a starter)")
@@ -136,7 +136,7 @@ def test_missing_policy_exits_2_with_a_clear_message(tmp_path: Path, capsys: Cap
 def test_invalid_policy_exits_2_and_shows_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {".github/gitops-flags.yml": POLICY.replace("version: 1", "version: 2"),
                          "flags/good.yaml": GOOD})
-    code, out, err = run(capsys, "--repo", str(tmp_path))
+    code, out, err = run(capsys, "-C", str(tmp_path))
     assert code == 2
     assert out.startswith(".github/gitops-flags.yml:1:1: error: version: 2 is not allowed (allowed: 1)\n")
     assert "cannot validate without a valid policy file" in err
@@ -144,7 +144,7 @@ def test_invalid_policy_exits_2_and_shows_where(tmp_path: Path, capsys: pytest.C
 
 def test_policy_semantic_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {".github/gitops-flags.yml": POLICY.replace("workflow: owners", "workflow: owner")})
-    code, out, _ = run(capsys, "--repo", str(tmp_path))
+    code, out, _ = run(capsys, "-C", str(tmp_path))
     assert code == 1
     assert out.splitlines()[0] == (".github/gitops-flags.yml:3:31: error: rules[0].workflow: no workflow "
                                    "'owner'; did you mean 'owners'? (workflows: owners)")
@@ -152,11 +152,11 @@ def test_policy_semantic_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {"flags/good.yaml": GOOD})
-    assert run(capsys, "--repo", str(tmp_path), "--format", "xml")[0] == 2
-    assert run(capsys, "--repo", str(tmp_path), str(tmp_path / "nope.yaml"))[0] == 2
+    assert run(capsys, "-C", str(tmp_path), "--format", "xml")[0] == 2
+    assert run(capsys, "-C", str(tmp_path), str(tmp_path / "nope.yaml"))[0] == 2
     outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
     outside.write_text(GOOD)
-    code, _, err = run(capsys, "--repo", str(tmp_path), str(outside))
+    code, _, err = run(capsys, "-C", str(tmp_path), str(outside))
     assert code == 2 and f"is outside the repository {tmp_path}" in err
 
 
@@ -166,9 +166,9 @@ def test_a_linked_folder_leading_outside_is_a_usage_error(tmp_path: Path, capsys
     elsewhere.mkdir()
     (elsewhere / "bad.yaml").write_text(BAD)
     (repo / "flags" / "ext").symlink_to(elsewhere)
-    code, _, err = run(capsys, "--repo", str(repo), str(repo / "flags" / "ext"))
+    code, _, err = run(capsys, "-C", str(repo), str(repo / "flags" / "ext"))
     assert code == 2 and "flags/ext is outside the repository" in err
-    code, out, _ = run(capsys, "--repo", str(repo))
+    code, out, _ = run(capsys, "-C", str(repo))
     assert code == 1 and out.startswith("flags/ext: error: a symlink that leads outside the repository")
 
 
@@ -176,13 +176,13 @@ def test_json_format_is_valid_json_with_odd_characters(tmp_path: Path, capsys: C
     odd = ('key: odd\ntype: string\nvariants: {"a\\"b\\n%,::": "\\u001b[31m", "é😀": 1}\n'
            'default_variant: "\\t"\n')
     make_repo(tmp_path, {"flags/odd.yaml": odd})
-    code, out, _ = run(capsys, "--repo", str(tmp_path), "--format", "json")
+    code, out, _ = run(capsys, "-C", str(tmp_path), "--format", "json")
     problems = json.loads(out)
     assert code == 1
     assert [(p["line"], p["title"]) for p in problems] == [(3, "variant-type"), (4, "unknown-variant")]
     assert problems[0]["message"].startswith("variants.é😀: 1 is a number")
     assert "variants: a\"b\n%,::, é😀" in problems[1]["message"]
-    code, out, _ = run(capsys, "--repo", str(tmp_path))
+    code, out, _ = run(capsys, "-C", str(tmp_path))
     assert code == 1 and len(out.splitlines()) == 3  # two problems and the summary, one line each
     assert "(variants: a\"b\\n%,::, é😀)" in out
 
@@ -202,19 +202,19 @@ def test_finds_the_repository_root_from_a_subfolder(
 def test_paths_select_files_and_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_repo(tmp_path, {"flags/a/good.yaml": GOOD, "flags/b/bad.yaml": BAD, "README.md": "hi\n"})
     root = str(tmp_path)
-    assert run(capsys, "--repo", root, f"{root}/flags/a")[0] == 0
-    assert run(capsys, "--repo", root, f"{root}/flags/b")[0] == 1
-    code, out, _ = run(capsys, "--repo", root, f"{root}/README.md", f"{root}/flags/a/good.yaml")
+    assert run(capsys, "-C", root, f"{root}/flags/a")[0] == 0
+    assert run(capsys, "-C", root, f"{root}/flags/b")[0] == 1
+    code, out, _ = run(capsys, "-C", root, f"{root}/README.md", f"{root}/flags/a/good.yaml")
     assert code == 0 and out.startswith("README.md: warning: not a flag, schema or policy file; skipped\n")
     # The policy among the paths checks everything (an environment removed there can break any flag).
-    assert run(capsys, "--repo", root, f"{root}/.github/gitops-flags.yml")[0] == 1
+    assert run(capsys, "-C", root, f"{root}/.github/gitops-flags.yml")[0] == 1
 
 
 def test_help_reads_well(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--help"]) == 0
     out = capsys.readouterr().out
     assert re.match(r"Usage: \S+ validate \[OPTIONS\] \[PATHS\]\.\.\.\n\n  Validate flag files, schema", out)
-    for text in ("--repo DIRECTORY", "--format [text|json|github]", "Exit status: 0 no errors"):
+    for text in ("-C, --directory DIR", "--format [text|json|github]", "Exit status: 0 no errors"):
         assert text in out
 
 
@@ -233,4 +233,4 @@ def test_pre_commit_hook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     shutil.copytree(REPO / "flags", tmp_path / "flags")
     make_repo(tmp_path, {".github/gitops-flags.yml": (REPO / ".github/gitops-flags.yml").read_text()})
     staged = [str(tmp_path / p) for p in ["flags/dark_mode.yaml", "flags/schemas/rate_limits.yaml"]]
-    assert run(capsys, "--repo", str(tmp_path), *staged)[0] == 0
+    assert run(capsys, "-C", str(tmp_path), *staged)[0] == 0

@@ -41,6 +41,7 @@ from .apply import default_store_opener, default_store_url
 from .clock import parse_now
 from .location import require_existing
 from .manifests import finish as finish_manifests
+from .options import directory_option
 from .store import Notice, checked_read
 
 ATTEMPTS = 5
@@ -458,8 +459,7 @@ def exit_code(outcomes: tuple[Outcome, ...]) -> int:
 @click.command(name="advance")
 @click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
-              help="Repository whose HEAD holds the flag files (default: GITHUB_WORKSPACE or .).")
+@directory_option("Repository whose HEAD holds the flag files (default: GITHUB_WORKSPACE or .).")
 @click.option("--now", "now_", metavar="ISO-8601", help="Pretend the time is this (testing, replays).")
 @click.option("--dry-run", is_flag=True, help="Evaluate gates and print what would change; write nothing.")
 @click.option("--manifests", "manifests", metavar="DIR", envvar="GITOPS_FLAGS_MANIFESTS",

@@ -52,6 +52,7 @@ from ..tree import DictTree, Tree
 from . import location
 from .clock import parse_now
 from .manifests import finish as finish_manifests
+from .options import directory_option
 from .store import TOKEN_ENV, Notice, checked_read
 from .store import repair as repair_store
 
@@ -80,8 +81,7 @@ class Options:
 @click.command(name="apply")
 @click.option("--store", "store_arg", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
-@click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
-              show_default=True, help="The flag repository (a git clone with full history).")
+@directory_option("The flag repository (a git clone with full history).", default=".", exists=True)
 @click.option("--rev", default="HEAD", show_default=True, help="The default branch's head to reconcile to.")
 @click.option("--dry-run", is_flag=True, help="Print what would be applied; write and post nothing.")
 @click.option("--no-verify-approvals", is_flag=True,

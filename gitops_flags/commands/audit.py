@@ -19,6 +19,7 @@ from ..actions_env import ActionsEnv
 from ..inert import echo, json_text
 from ..tree import DirTree
 from . import apply
+from .options import directory_option
 
 
 @click.command(name="audit")
@@ -26,8 +27,7 @@ from . import apply
 @click.option("--env", "environment", metavar="ENV", help="Only records of this environment.")
 @click.option("--store", "store_arg", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
-@click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
-              show_default=True, help="The flag repository whose policy names the store.")
+@directory_option("The flag repository whose policy names the store.", default=".", exists=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N matching records.")
 def command(key: str | None, environment: str | None, store_arg: str | None, repo: Path, fmt: str,

@@ -30,6 +30,7 @@ from ..inert import echo, json_text
 from ..problems import GitopsFlagsError
 from ..result import Evaluation
 from ..snapshot import ContentReader, PullSnapshot, Review, TeamLookup
+from .options import directory_option
 
 FORMATS = ("text", "json", "markdown")
 
@@ -38,8 +39,7 @@ FORMATS = ("text", "json", "markdown")
 @click.option("--base", required=True, help="The base revision: its policy and CODEOWNERS judge the change.")
 @click.option("--head", default=None,
               help="The revision with the change. Default: HEAD plus the working tree's uncommitted edits.")
-@click.option("--repo", "repo", default=".", show_default=True, help="The git repository.",
-              type=click.Path(file_okay=False, path_type=Path))
+@directory_option("The git repository.", default=".")
 @click.option("--pull", "pull_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help='PR snapshot JSON: {"author", "labels", "reviews", "teams"}; evaluates approvals offline.')
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)

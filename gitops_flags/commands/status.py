@@ -31,6 +31,7 @@ from ..store.state import RolloutState
 from .advance import FlagFiles, Services, read_policy, repo_dir, resolve_store_url, span_text, when_text
 from .clock import parse_now
 from .location import INIT_HINT, require_existing
+from .options import directory_option
 from .store import Notice, checked_read
 
 DRIFT_CHECK_MAX = 500  # flag entries compared with the applied commit without a KEY (each reads a file)
@@ -337,14 +338,13 @@ def _row_json_or_error(row: Row, now: datetime) -> dict[str, Any]:
 @click.argument("key", required=False)
 @click.option("--store", "store_url_", metavar="URL", envvar="GITOPS_FLAGS_STORE",
               help="file:PATH, github-branch:BRANCH or litestar-flags:URL (default: the policy's store).")
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
-              help="Repository whose policy names the store and whose applied commit is compared with the "
-                   "store (default: GITHUB_WORKSPACE or .).")
+@directory_option("Repository whose policy names the store and whose applied commit is compared with "
+                  "the store (default: GITHUB_WORKSPACE or .).")
 @click.option("--now", "now_", metavar="ISO-8601", help="Show due times as of this time.")
 @click.option("--format", "format_", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def command(key: str | None, store_url_: str | None, repo: Path | None, now_: str | None, format_: str
             ) -> int:
-    """Show served state and rollout progress per environment."""
+    """Show what is served per environment: rules, split, rollout stage, applied commit, drift."""
     return run(key, store_url_, repo, parse_now(now_), format_, Services(environ=os.environ))
 
 

@@ -39,6 +39,7 @@ from ..store.seal import (
     refuse_unkeyed_write,
 )
 from .clock import parse_now
+from .options import directory_option
 
 TOKEN_ENV = "GITOPS_FLAGS_STORE_TOKEN"
 
@@ -157,9 +158,7 @@ def command() -> None:
 _STORE = click.option("--store", "store_arg", metavar="URL", envvar="GITOPS_FLAGS_STORE",
                       help="file:PATH, github-branch:[OWNER/NAME:]BRANCH or litestar-flags:URL "
                            "(default: the policy's store).")
-_REPO = click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path),
-                     default=Path("."), show_default=True,
-                     help="The flag repository whose policy names the store.")
+_REPO = directory_option("The flag repository whose policy names the store.", default=".", exists=True)
 
 
 def _open(store_arg: str | None, repo: Path) -> tuple[Store, ActionsEnv]:

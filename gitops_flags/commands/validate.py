@@ -13,6 +13,7 @@ from ..model import POLICY_PATH, Policy
 from ..problems import GitopsFlagsError, Problem, has_errors
 from ..tree import DirTree
 from ..validate import is_flag_path, is_schema_path, read_policy, validate_tree
+from .options import directory_option
 
 FORMATS = ("text", "json", "github")
 
@@ -120,9 +121,8 @@ def run(root: Path, paths: Sequence[str], fmt: str, jobs: int | None = None) -> 
 
 @click.command(name="validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--repo", type=click.Path(file_okay=False, exists=True),
-              help="Repository root. Default: the nearest folder at or above the current one that holds "
-              f"{POLICY_PATH} or .git.")
+@directory_option("Repository root. Default: the nearest folder at or above the current one that holds "
+                  f"{POLICY_PATH} or .git.", exists=True, as_path=False)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text: `file:line:col: error|warning: message` lines and a summary; json: a list of "
               "problem objects; github: workflow commands that GitHub Actions shows as annotations.")
