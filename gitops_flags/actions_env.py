@@ -74,7 +74,17 @@ class Skip:
     reason: str
 
 
-def target_from_event(event_name: str, payload: Mapping[str, Any]) -> PullTarget | Skip:
+@dataclass(frozen=True)
+class GroupTarget:
+    """A merge queue's group (`merge_group`): its commits base_sha..head_sha are judged as apply would."""
+
+    base_ref: str  # the branch, without refs/heads/
+    base_sha: str
+    head_sha: str
+    head_ref: str
+
+
+def target_from_event(event_name: str, payload: Mapping[str, Any]) -> PullTarget | GroupTarget | Skip:
     """Which PR an Actions event is about, or why there is nothing to evaluate.
 
     Raises GitopsFlagsError for events that never concern a PR (push, schedule, ...): that is a workflow
@@ -101,6 +111,16 @@ def target_from_event(event_name: str, payload: Mapping[str, Any]) -> PullTarget
         if body.startswith("<!-- gitops-flags:sticky -->"):
             return Skip(f"{why}: the tool's own comment")
         return PullTarget(_number(issue.get("number")), why)
+    if event_name == "merge_group":
+        if action and action != "checks_requested":
+            return Skip(f"{why}: nothing to evaluate")
+        group = payload.get("merge_group") or {}
+        fields = [str(group.get(k) or "") for k in ("base_ref", "base_sha", "head_sha", "head_ref")]
+        if not all(fields):
+            raise GitopsFlagsError("the merge_group event has no base_ref, base_sha, head_sha or head_ref")
+        base_ref, base_sha, head_sha, head_ref = fields
+        return GroupTarget(base_ref.removeprefix("refs/heads/"), base_sha, head_sha,
+                           head_ref.removeprefix("refs/heads/"))
     if event_name == "workflow_dispatch":
         inputs = payload.get("inputs") or {}
         raw = inputs.get("pr") or inputs.get("pull_request")
@@ -109,7 +129,8 @@ def target_from_event(event_name: str, payload: Mapping[str, Any]) -> PullTarget
         return PullTarget(_number(raw), why)
     raise GitopsFlagsError(
         f"`check` evaluates pull requests; the event {event_name or '(none)'!r} is not about one. Run it on "
-        "pull_request, pull_request_review, pull_request_target, issue_comment or workflow_dispatch, "
+        "pull_request, pull_request_review, pull_request_target, issue_comment, merge_group or "
+        "workflow_dispatch, "
         "or pass --repo OWNER/NAME --pr N."
     )
 

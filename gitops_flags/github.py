@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -428,6 +429,12 @@ class GitHubClient:
         sha = (data.get("object") or {}).get("sha") if isinstance(data, dict) else None
         return str(sha) if sha else None
 
+    def matching_refs(self, prefix: str) -> list[tuple[str, str]]:
+        """GET /repos/{repo}/git/matching-refs/{prefix}: [(ref, sha)] of the refs whose names start so."""
+        items = self._pages(f"{self._repo}/git/matching-refs/{quote(prefix)}", f"list the refs {prefix}*",
+                            "contents: read")
+        return [(str(i.get("ref")), str((i.get("object") or {}).get("sha"))) for i in items if i.get("ref")]
+
     def commit_pulls(self, sha: str) -> list[dict[str, Any]]:
         """GET /repos/{repo}/commits/{sha}/pulls (first page: a commit belongs to few PRs)."""
         _, data = self._call("GET", f"{self._repo}/commits/{sha}/pulls", f"find the PR of commit {sha[:12]}",
@@ -798,3 +805,48 @@ class MergedPulls:
 
     def close(self) -> None:
         self.trees.close()
+
+
+QUEUE_REF = re.compile(
+    r"(?:refs/heads/)?gh-readonly-queue/(?P<base>.+)/pr-(?P<number>[0-9]+)-(?P<base_sha>[0-9a-f]{40})"
+)
+
+
+def queue_entries(refs: Iterable[tuple[str, str]], base_ref: str) -> dict[str, int]:
+    """{commit: PR number} from merge queue branches: GitHub names each PR's entry in a queue
+    `gh-readonly-queue/<base>/pr-<N>-<base sha>`, pointing at the commit where that PR's changes end."""
+    found: dict[str, int] = {}
+    for ref, sha in refs:
+        match = QUEUE_REF.fullmatch(ref)
+        if match and match["base"] == base_ref:
+            found[sha] = int(match["number"])
+    return found
+
+
+class QueuePulls(MergedPulls):
+    """`reconcile.MergedPullSource` for a merge queue's group, before it lands: each first-parent commit of
+    the group belongs to the PR whose queue entry is the next at or after it (`ends` maps an entry's
+    commit to its PR). Commits after the last entry belong to no PR."""
+
+    def __init__(self, client: GitHubClient, checkout: Path | None, chain: Sequence[str],
+                 ends: Mapping[str, int], config: str = POLICY_PATH) -> None:
+        super().__init__(client, checkout, config)
+        self._owner: dict[str, tuple[int, str]] = {}
+        waiting: list[str] = []
+        for sha in chain:
+            waiting.append(sha)
+            if sha in ends:
+                for member in waiting:
+                    self._owner[member] = (ends[sha], sha)
+                waiting = []
+
+    def pull_for_commit(self, sha: str) -> MergedPull | None:
+        owner = self._owner.get(sha)
+        if owner is None:
+            return None
+        number, end = owner
+        info = self._pulls.get(number) or self.client.pull(number)
+        self._pulls[number] = info
+        if info.state != "open":
+            return None  # a queued PR is open until its group lands
+        return MergedPull(info.number, info.html_url, info.author, info.head_sha, info.base_sha or None, end)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -675,6 +676,35 @@ def _advanced(state: StoreState, to: str | None, order: Sequence[str]) -> StoreS
     if to is not None and reconcile.position(to, order) > reconcile.position(state.applied_commit, order):
         return state.with_applied_commit(to)
     return state
+
+
+# --- judging without a store: the merge queue's check ----------------------------------------------
+
+
+class _Nowhere:
+    """The store of a dry walk that starts at a given commit: only its name is ever read."""
+
+    where = "nowhere (judged, not applied)"
+
+
+def judge_commits(repo: Path, base: str, head: str, source: MergedPullSource, now: datetime) -> Report:
+    """What apply would decide for the first-parent commits base..head, written nowhere: the same landed
+    ranges, whole-file comparison and two policies. `check` runs it on a merge queue's group."""
+    steps = _steps(first_parent_chain(repo, base, head))
+    snapshot = StoreSnapshot(StoreState().with_applied_commit(base), {}, None)
+    with git.GitTree(repo, head) as tree:
+        head_policy, _ = validate.read_policy(tree)
+    outbox = _RunOutbox(notify.Outbound("merge-group"), _Nowhere.where, head, now)
+    walker = _Walker(repo, cast(Store, _Nowhere()), snapshot, now, Options(repo=repo, dry_run=True), source,
+                     head_policy, [s.commit for s in steps], outbox)
+    report = Report()
+    index = 0
+    while index < len(steps):
+        taken = walker.step(steps, index, report)
+        if not taken:
+            break
+        index += taken
+    return report
 
 
 # --- reporting -------------------------------------------------------------------------------------

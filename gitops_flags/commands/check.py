@@ -15,17 +15,19 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from .. import actions_env, github, model, render
-from ..actions_env import ActionsEnv, PullTarget, Skip
+from .. import actions_env, github, model, notify, render
+from ..actions_env import ActionsEnv, GroupTarget, PullTarget, Skip
 from ..github import GitHubClient, GitHubError, PullInfo, TooManyFiles, Trees, WriteForbidden
 from ..inert import echo, echo_command
 from ..problems import GitopsFlagsError, Problem, Severity
 from ..result import Evaluation
 from ..snapshot import Review
+from . import apply as apply_cmd
 
 ClientFactory = Callable[[str, str | None, str], GitHubClient]  # (api url, token, owner/name)
 
@@ -70,6 +72,8 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     if isinstance(target, Skip):
         echo(f"gitops-flags: nothing to do ({target.reason})")
         return 0
+    if isinstance(target, GroupTarget):
+        return run_group(options, env, make_client, target)
     repository, number = target
     client = make_client(env.api_url, env.token or None, repository)
     pull = client.pull(number)
@@ -90,7 +94,7 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
     return report(client, pull, reviews, evaluation, links, env, options)
 
 
-def _target(options: Options, env: ActionsEnv) -> tuple[str, int] | Skip:
+def _target(options: Options, env: ActionsEnv) -> tuple[str, int] | GroupTarget | Skip:
     repository = options.repo or env.repository
     if options.pr is not None:
         if not repository:
@@ -100,11 +104,60 @@ def _target(options: Options, env: ActionsEnv) -> tuple[str, int] | Skip:
         raise GitopsFlagsError("outside GitHub Actions, run `gitops-flags check --repo OWNER/NAME --pr N`")
     payload = actions_env.read_event(env.event_path) if env.event_path else {}
     target = actions_env.target_from_event(env.event_name, payload)
+    if isinstance(target, PullTarget | GroupTarget) and not repository:
+        raise GitopsFlagsError("GITHUB_REPOSITORY is not set; pass --repo OWNER/NAME")
     if isinstance(target, PullTarget):
-        if not repository:
-            raise GitopsFlagsError("GITHUB_REPOSITORY is not set; pass --repo OWNER/NAME")
         return repository, target.number
     return target
+
+
+# --- a merge queue's group ------------------------------------------------------------------------------
+
+
+def run_group(options: Options, env: ActionsEnv, make_client: ClientFactory, group: GroupTarget) -> int:
+    """`merge_group`: the group's head gets the same required status, judged as apply will judge the
+    group once it lands: each PR of the group (named by its queue branch) must be approved, under its base
+    policy and the policy it lands on, and its files as they stand in the group must be its approved head's.
+    The group's commits must be in the checkout (actions/checkout with fetch-depth: 0)."""
+    assert env.repository or options.repo
+    repository = options.repo or env.repository or ""
+    client = make_client(env.api_url, env.token or None, repository)
+    checkout = (options.checkout or Path(env.workspace or ".")).resolve()
+    chain = [sha for sha, _ in apply_cmd.first_parent_chain(checkout, group.base_sha, group.head_sha)]
+    ends = github.queue_entries(client.matching_refs(f"heads/gh-readonly-queue/{group.base_ref}/"),
+                                group.base_ref)
+    head = github.QUEUE_REF.fullmatch(group.head_ref)
+    if head is not None:
+        ends[group.head_sha] = int(head["number"])
+    source = github.QueuePulls(client, checkout, chain, ends, options.config)
+    try:
+        judged = apply_cmd.judge_commits(checkout, group.base_sha, group.head_sha, source,
+                                         datetime.now(UTC).replace(microsecond=0))
+    finally:
+        source.close()
+    results = judged.results
+    bad = [r for r in results if r.outcome in ("blocked", "warned")]
+    prs = sorted({r.unit.pull.number for r in results if r.unit.pull is not None})
+    if judged.failures:
+        state, description = "error", f"the group could not be judged: {judged.failures[0]}"
+    elif bad:
+        first = bad[0]
+        state = "failure"
+        description = f"{len(bad)} change(s) would not be applied: {notify.target(first)}: {first.reason}"
+    else:
+        via = ", ".join(f"#{n}" for n in prs) or "no PR"
+        state, description = "success", f"the group ({via}) would apply as approved"
+    context = f"gitops-flags: {group.base_ref}"
+    summary = "\n".join([f"## gitops-flags: merge group {group.head_sha[:12]}", "",
+                          f"**{state}**: {render.escape_md(description, 800)}", "",
+                          *(f"- {render.escape_md(notify.line(r), 600)}" for r in results)]) + "\n"
+    actions_env.append_summary(env.summary_path, summary)
+    short = description if len(description) <= 140 else description[:139] + "…"
+    if options.dry_run:
+        echo(f"--- commit status ({context}) on {group.head_sha[:12]}: {state}: {short}")
+    else:
+        client.create_status(group.head_sha, state, short, context, env.run_url(repository))
+    return 0 if state == "success" else 1
 
 
 def exit_code(evaluation: Evaluation, fail_on_pending: bool) -> int:
