@@ -154,7 +154,11 @@ def _unapproved(
         return f"PR #{pull.number} does not contain this change: its reviewers did not approve it"
     if found.verdict != "approved":
         why = f": {found.reason}" if found.reason else ""
-        return f"PR #{pull.number} is {found.verdict} for this change{why}"
+        # The steps say why (a stale approval, the last pusher, a team that could not be read).
+        details = "; ".join(f"{s.id}: {s.reason}" for s in found.steps
+                            if s.state not in ("satisfied", "skipped") and s.reason)
+        more = f" ({details})" if details else ""
+        return f"PR #{pull.number} is {found.verdict} for this change{why}{more}"
     # A PR lands as one unit: the state at the end of its landed range must be the approved head, file
     # for file and whole (top-level fields, variants, every environment), or nothing of it is served.
     changed = [path for path in change_files(change) if path in differs]
