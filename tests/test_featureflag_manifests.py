@@ -222,12 +222,12 @@ class Example:
         return done.stdout.strip()
 
     def apply(self, now: datetime, *extra: str) -> int:
-        return cli.main(["apply", "--repo", str(self.repo), "--store", f"file:{self.store}", "--init",
+        return cli.main(["apply", "-C", str(self.repo), "--store", f"file:{self.store}", "--init",
                          "--manifests", str(self.out), "--no-verify-approvals", "--now", now.isoformat(),
                          *extra])
 
     def advance(self, now: datetime) -> int:
-        return cli.main(["advance", "--repo", str(self.repo), "--store", f"file:{self.store}",
+        return cli.main(["advance", "-C", str(self.repo), "--store", f"file:{self.store}",
                          "--manifests", str(self.out), "--now", now.isoformat()])
 
     def manifest(self, environment: str) -> Any:
