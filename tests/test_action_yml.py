@@ -62,7 +62,7 @@ def test_action_interface() -> None:
 
 def test_pr_workflow_is_least_privilege_and_one_run_per_pr() -> None:
     wf = load(ROOT / ".github" / "workflows" / "flags-check.yml")
-    assert set(wf["on"]) == {"pull_request", "pull_request_review"}
+    assert set(wf["on"]) == {"pull_request", "pull_request_review", "merge_group"}  # merge queues too
     # No paths filter: a required status must be posted on every PR, or unrelated PRs wait forever.
     assert "paths" not in wf["on"]["pull_request"]
     assert set(wf["on"]["pull_request_review"]["types"]) == {"submitted", "dismissed", "edited"}
