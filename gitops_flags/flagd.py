@@ -7,11 +7,20 @@ Targeting is a chain of JSONLogic `if`s, one per rule (first match wins); its la
 rollout: a `fractional` split with the rolled-out variant listed first. flagd buckets a key by hashing
 the flag key with the targeting key and serves the first variant when the bucket falls below its
 weight, so a key inside the first p% stays inside at any larger p: users who are in stay in.
+
+Conditions keep the flag file's meaning (docs/formats.md, "What a condition means"), not JSONLogic's
+loose one: each compiles to a guarded expression that holds only for a value of the right type (no
+`"3" == 3`, no `true == 1`, no missing attribute read as 0 or ""), and an operator that cannot compare
+the value it is given (text in a numeric comparison) makes the evaluation fail with an error, as
+litestar-flags' engine does, instead of silently choosing a rule. A killed flag (`enabled: false`) is
+written ENABLED with its off variant as the default and no targeting: flagd's own DISABLED state returns
+the application's code default, which can be "on".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,16 +34,15 @@ SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"
 
 JsonLogic = dict[str, Any]
 
-_COMPARISONS = {
-    "equals": "==",
-    "not_equals": "!=",
-    "greater_than": ">",
-    "greater_or_equal": ">=",
-    "less_than": "<",
-    "less_or_equal": "<=",
-}
+_ORDERED = {"greater_than": ">", "greater_or_equal": ">=", "less_than": "<", "less_or_equal": "<="}
+_TEXT_OPERATORS = ("contains", "starts_with", "ends_with")
 _SEMVER = {"semver_equals": "=", "semver_greater_than": ">", "semver_less_than": "<"}
 _PARTIAL_SEMVER = re.compile(r"^[vV]?(\d+)(?:\.(\d+))?(?:\.(\d+))?([-+].*)?$")
+# A version in a flag file: what flagd's sem_ver and litestar-flags' dotted integers both order alike.
+PLAIN_VERSION = re.compile(r"^[vV]?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){0,2}$")
+# Targeting returns this when a condition cannot compare the value it is given: not a variant, so flagd
+# answers with an error and the application gets its code default (reason ERROR), as litestar-flags does.
+WRONG_TYPE = "gitops-flags: an attribute has the wrong type for its condition"
 
 
 def compile_environment(
@@ -72,6 +80,15 @@ def compile_flag(flag: Flag, environment: str, rollout: RolloutState | None, com
     if flag.tags:
         # A JSON array as text (metadata values must be scalars): a tag may itself contain a comma.
         metadata["gitopsTags"] = json.dumps(flag.tags, ensure_ascii=False, separators=(",", ":"))
+    if env.rules:
+        # The rules as the flag file has them: the litestar-flags store maps these (not the JSONLogic
+        # below) onto its engine's operators, so both keep the file's meaning.
+        metadata["gitopsRules"] = json.dumps(
+            [rule.model_dump(mode="json", exclude_none=True) for rule in env.rules],
+            ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    for rule in env.rules:
+        for cond in conditions(rule.when):
+            check_condition(cond, f"{where}: rule {rule.name or rule.variant!r}")
     fallback: JsonLogic | str | None = None
     if rollout is not None:
         _require_variant(flag, rollout.variant, f"{where}: rollout")
@@ -82,16 +99,90 @@ def compile_flag(flag: Flag, environment: str, rollout: RolloutState | None, com
             gitopsRolloutStatus=rollout.status,
         )
 
+    if not env.enabled:
+        # The kill switch serves one variant to everyone, the same on every store (killed_variant).
+        metadata["gitopsDisabled"] = True
+        return {"state": "ENABLED", "variants": dict(flag.variants),
+                "defaultVariant": killed_variant(flag, environment), "metadata": metadata}
     out: dict[str, Any] = {
-        "state": "ENABLED" if env.enabled else "DISABLED",
+        "state": "ENABLED",
         "variants": dict(flag.variants),
         "defaultVariant": default,
         "metadata": metadata,
     }
+    if WRONG_TYPE in flag.variants:
+        raise GitopsFlagsError(f"{where}: a variant may not be named {WRONG_TYPE!r}")
     targeting = targeting_expression(env.rules, fallback)
     if targeting is not None:
         out["targeting"] = targeting
     return out
+
+
+def killed_variant(flag: Flag, environment: str) -> str:
+    """What `enabled: false` serves to everyone: for a boolean flag a variant whose value is `false`
+    (the environment's default when it is one, else the flag's default, else the first by name); for
+    any other type, or a boolean flag without a false variant, the environment's default variant.
+    Never the application's code default: that can be "on"."""
+    default = flag.env_default(environment)
+    if flag.type != "boolean":
+        return default
+    off = sorted(name for name, value in flag.variants.items() if value is False)
+    for candidate in (default, flag.default_variant):
+        if candidate in off:
+            return candidate
+    return off[0] if off else default
+
+
+def served_state(entry: Mapping[str, Any]) -> str:
+    """ENABLED or DISABLED, as a flag entry of a document serves it: a killed flag is written ENABLED
+    (serving its off variant statically, see `compile_flag`) with metadata `gitopsDisabled`."""
+    metadata = entry.get("metadata")
+    if isinstance(metadata, Mapping) and metadata.get("gitopsDisabled") is True:
+        return "DISABLED"
+    return str(entry.get("state", "-"))
+
+
+def stored_rules(entry: Mapping[str, Any]) -> tuple[list[tuple[str, str]], Any] | None:
+    """The flag file's rules of a document entry in words, `(condition, variant)` in order, and the
+    targeting that follows them (the rollout); None for an entry without `gitopsRules` or whose
+    targeting does not follow them."""
+    metadata = entry.get("metadata")
+    text = metadata.get("gitopsRules") if isinstance(metadata, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        rules = [TargetingRule.model_validate(rule) for rule in json.loads(text)]
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
+    rest = skip_rules(entry.get("targeting"), len(rules))
+    if rest is NOT_FOLLOWED:
+        return None
+    return [(when_text(rule.when), rule.variant) for rule in rules], rest
+
+
+NOT_FOLLOWED = object()
+
+
+def skip_rules(targeting: Any, count: int) -> Any:
+    """What follows the first `count` rules of an `if` chain targeting_expression wrote (a completed
+    rollout without rules, `if true` around a variant, is that variant), or NOT_FOLLOWED."""
+    expression = targeting
+    for _ in range(count):
+        branches = expression.get("if") if isinstance(expression, dict) else None
+        if not isinstance(branches, list) or len(branches) not in (3, 5):
+            return NOT_FOLLOWED
+        expression = branches[-1]
+    if isinstance(expression, dict) and list(expression) == ["if"] and expression["if"][:1] == [True] \
+            and len(expression["if"]) == 3 and expression["if"][2] is None:
+        return expression["if"][1]
+    return expression
+
+
+def when_text(when: Condition | AllOf | AnyOf) -> str:
+    """`email ends_with "@acme.com"`, `plan equals "gold" and seats greater_than 5`."""
+    words = [f"{c.attribute} {c.operator} {json.dumps(c.value, ensure_ascii=False)}"
+             for c in conditions(when)]
+    return (" or " if isinstance(when, AnyOf) else " and ").join(words)
 
 
 def served_percentage(rollout: RolloutState) -> int:
@@ -116,41 +207,169 @@ def rollout_expression(variant: str, default: str, percentage: int) -> JsonLogic
 
 def targeting_expression(rules: list[TargetingRule], fallback: JsonLogic | str | None) -> JsonLogic | None:
     """Rules as nested `if`s, first match wins, ending in `fallback` (None: the default variant).
-    Returns None when there is nothing to target (flagd then serves the default variant, STATIC)."""
+    A rule whose conditions can meet a value they cannot compare first tests for that and answers
+    WRONG_TYPE. Returns None when there is nothing to target (flagd serves the default, STATIC)."""
     expression: JsonLogic | str | None = fallback
     for rule in reversed(rules):
-        expression = {"if": [when_expression(rule.when), rule.variant, expression]}
+        holds, error = when_expressions(rule.when)
+        branches: list[Any] = [] if error is None else [error, WRONG_TYPE]
+        expression = {"if": [*branches, holds, rule.variant, expression]}
     if isinstance(expression, str):
         # A bare variant name is not a JSONLogic object; `if true` keeps the document schema-valid.
         return {"if": [True, expression, None]}
     return expression
 
 
-def when_expression(when: Condition | AllOf | AnyOf) -> JsonLogic:
+def conditions(when: Condition | AllOf | AnyOf) -> list[Condition]:
     if isinstance(when, AllOf):
-        return {"and": [condition_expression(c) for c in when.all]}
+        return list(when.all)
     if isinstance(when, AnyOf):
-        return {"or": [condition_expression(c) for c in when.any]}
-    return condition_expression(when)
+        return list(when.any)
+    return [when]
+
+
+def when_expression(when: Condition | AllOf | AnyOf) -> JsonLogic:
+    """When the rule holds (given that no condition failed with a wrong type)."""
+    return when_expressions(when)[0]
+
+
+def when_expressions(when: Condition | AllOf | AnyOf) -> tuple[JsonLogic, JsonLogic | None]:
+    """(holds, fails): `fails` holds when evaluating the conditions in order (`all` stops at the first
+    that does not hold, `any` at the first that does) reaches one that cannot compare its value; None
+    when no condition can fail."""
+    parts = [condition_expressions(c) for c in conditions(when)]
+    if isinstance(when, Condition):
+        return parts[0]
+    errors: list[JsonLogic] = []
+    for k, (_, error) in enumerate(parts):
+        if error is None:
+            continue
+        before = [holds if isinstance(when, AllOf) else _not(holds) for holds, _ in parts[:k]]
+        errors.append(_and(*before, error) if before else error)
+    failing = None if not errors else errors[0] if len(errors) == 1 else {"or": errors}
+    joined = {"and" if isinstance(when, AllOf) else "or": [holds for holds, _ in parts]}
+    return joined, failing
 
 
 def condition_expression(cond: Condition) -> JsonLogic:
-    attr = {"var": cond.attribute}
+    return condition_expressions(cond)[0]
+
+
+def condition_expressions(cond: Condition) -> tuple[JsonLogic, JsonLogic | None]:
+    """(holds, fails) of one condition; the table in docs/formats.md says what each operator means."""
+    x = {"var": cond.attribute}
     op, value = cond.operator, cond.value
-    if op in _COMPARISONS:
-        return {_COMPARISONS[op]: [attr, value]}
+    if op == "equals":
+        return _equals(x, value), None
+    if op == "not_equals":
+        return _and(_present(x), _not(_equals(x, value))), None
     if op == "in":
-        return {"in": [attr, _as_list(value)]}
+        return _in(x, _as_list(value)), None
     if op == "not_in":
-        return {"!": [{"in": [attr, _as_list(value)]}]}
+        return _and(_present(x), _not(_in(x, _as_list(value)))), None
+    if op in _ORDERED:
+        return _and(_is_number(x), {_ORDERED[op]: [x, value]}), _and(_present(x), _not(_is_number(x)),
+                                                                      _not(_is_boolean(x)))
+    wrong = _and(_present(x), _not(_is_text(x)))
     if op == "contains":
-        # JSONLogic `in` with a string (or list) haystack: the attribute contains the value.
-        return {"in": [value, attr]}
+        return _and(_is_text(x), {"in": [value, x]}), wrong
     if op in ("starts_with", "ends_with"):
-        return {op: [attr, str(value)]}
+        return _and(_is_text(x), {op: [x, value]}), wrong
     if op in _SEMVER:
-        return {"sem_ver": [attr, _SEMVER[op], _semver(value)]}
+        # Only a plain MAJOR[.MINOR[.PATCH]] is a version here: flagd's sem_ver would also take a leading
+        # `v`, a pre-release or a build, which litestar-flags cannot order.
+        plain = [_not({"starts_with": [x, "v"]}), _not({"starts_with": [x, "V"]}),
+                 *(_not({"in": [c, x]}) for c in ("-", "+", "\n"))]
+        return _and(_is_text(x), *plain, {"sem_ver": [x, _SEMVER[op], _semver(value)]}), wrong
     raise GitopsFlagsError(f"operator {op!r} has no flagd translation")  # pragma: no cover - model forbids
+
+
+def check_condition(cond: Condition, where: str) -> None:
+    """Refuse what no store can serve with one meaning (validate reports the same, with lines)."""
+    problem = condition_problem(cond)
+    if problem:
+        raise GitopsFlagsError(f"{where}: {problem}")
+
+
+def condition_problem(cond: Condition) -> str | None:
+    """Why a condition has no single meaning on every engine, or None."""
+    if "." in cond.attribute:
+        return (f"attribute {cond.attribute!r} contains '.': flagd reads that as a nested path and "
+                "litestar-flags as one name; use a name without dots")
+    if cond.attribute.startswith("$"):
+        return f"attribute {cond.attribute!r} starts with '$', which flagd reserves"
+    op, value = cond.operator, cond.value
+    values = value if op in ("in", "not_in") and isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, str | bool | int | float) or (isinstance(v, float) and not math.isfinite(v)):
+            return f"`{op}` compares text, numbers or booleans; got {v!r}"
+    if op in _ORDERED and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return f"`{op}` compares numbers; got {value!r}"
+    if op in _TEXT_OPERATORS and not isinstance(value, str):
+        return f"`{op}` compares text; got {value!r}"
+    if op in _SEMVER and not (isinstance(value, str) and PLAIN_VERSION.match(value)):
+        return (f"`{op}` needs a plain version such as \"1.2.3\" or \"v1.2\" (no pre-release or build: "
+                f"litestar-flags cannot order them); got {value!r}")
+    return None
+
+
+# --- type tests that hold in every JSONLogic (strict `===` in JavaScript and Go, Python's `==` in
+# flagd-core, which takes `true == 1`: the `cat` test tells booleans from numbers there; `cat` writes
+# a boolean `true` in JavaScript and `True` in Python) -------------------------------------------------
+
+
+def _is_text(x: JsonLogic) -> JsonLogic:
+    return {"===": [{"cat": [x]}, x]}
+
+
+def _boolean_text(x: JsonLogic) -> JsonLogic:
+    return {"in": [{"cat": [x]}, ["true", "false", "True", "False"]]}
+
+
+def _is_boolean(x: JsonLogic) -> JsonLogic:
+    return _and({"or": [{"===": [x, True]}, {"===": [x, False]}]}, _boolean_text(x))
+
+
+def _is_number(x: JsonLogic) -> JsonLogic:
+    return _and({"===": [{"+": [x]}, x]}, _not(_boolean_text(x)))
+
+
+def _present(x: JsonLogic) -> JsonLogic:
+    return {"!==": [x, None]}
+
+
+def _equals(x: JsonLogic, value: Any) -> JsonLogic:
+    if isinstance(value, str):
+        return {"===": [x, value]}
+    return _and(_is_boolean(x) if isinstance(value, bool) else _is_number(x), {"===": [x, value]})
+
+
+def _in(x: JsonLogic, values: list[Any]) -> JsonLogic:
+    texts = _unique([v for v in values if isinstance(v, str)])
+    booleans = _unique([v for v in values if isinstance(v, bool)])
+    numbers = _unique([v for v in values if isinstance(v, int | float) and not isinstance(v, bool)])
+    groups = [_and(test(x), {"in": [x, group]})
+              for test, group in ((_is_text, texts), (_is_number, numbers), (_is_boolean, booleans)) if group]
+    return groups[0] if len(groups) == 1 else {"or": groups}
+
+
+def _and(*parts: JsonLogic) -> JsonLogic:
+    flat: list[JsonLogic] = []
+    for part in parts:
+        flat += part["and"] if list(part) == ["and"] else [part]
+    return {"and": flat}
+
+
+def _not(part: JsonLogic) -> JsonLogic:
+    return {"!": [part]}
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if not any(type(v) is type(o) and v == o for o in out):
+            out.append(v)
+    return out
 
 
 def dumps(document: Mapping[str, Any]) -> bytes:

@@ -24,6 +24,7 @@ from gitops_flags import flagd, rollout
 from gitops_flags.actions_env import ActionsEnv
 from gitops_flags.cli import main
 from gitops_flags.commands import advance, status
+from gitops_flags.flagd import served_state
 from gitops_flags.model import Flag, RolloutPlan
 from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.store import Store, StoreSnapshot
@@ -567,7 +568,7 @@ def test_status_json_and_key_filter(repo: FlagRepo, rsps: responses.RequestsMock
     assert main(["status", "new_checkout", "--repo", str(repo.root), "--now", now, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     production = next(f for f in data["flags"] if f["environment"] == "production")
-    assert production["state"] == "ENABLED" and production["default_variant"] == "off"
+    assert served_state(production) == "ENABLED" and production["default_variant"] == "off"
     assert production["rollout"]["stage"] == 2 and production["rollout"]["stages"] == 5
     assert production["rollout"]["percentage"] == 25 and production["rollout"]["due_now"] is True
     assert production["rollout"]["next_stage_due"] == "2026-12-01T13:00:00+00:00"

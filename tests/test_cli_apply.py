@@ -17,6 +17,7 @@ import yaml
 from gitops_flags import changes, cli, notify, validate
 from gitops_flags.actions_env import ActionsEnv
 from gitops_flags.commands import apply as apply_cmd
+from gitops_flags.flagd import served_state
 from gitops_flags.git import GitTree
 from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.reconcile import MergedPull
@@ -247,7 +248,7 @@ def test_first_apply_takes_the_adoption_commit_as_baseline(
     store = tmp_path / "store"
     assert apply(repo, store) == 0
     assert state(store).applied_commit == c0
-    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "ENABLED"
     lines = audit(store)
     assert {(r["key"], r["environment"], r["change_type"], r["approval"]) for r in lines} == {
         ("dark_mode", "staging", "create", "baseline"), ("dark_mode", "production", "create", "baseline"),
@@ -271,8 +272,8 @@ def test_a_missed_run_is_caught_up_by_the_next(
 
     assert source.looked_up == [c1, c2]
     assert state(store).applied_commit == c2
-    assert served(store, "staging")["dark_mode"]["state"] == "DISABLED"
-    assert served(store, "production")["search"]["state"] == "ENABLED"
+    assert served_state(served(store, "staging")["dark_mode"]) == "DISABLED"
+    assert served_state(served(store, "production")["search"]) == "ENABLED"
     new = [r for r in audit(store) if r["merge_commit"] in (c1, c2)]
     assert [(r["pr"], r["key"], r["environment"], r["outcome"]) for r in new] == [
         (1, "dark_mode", "staging", "applied"),
@@ -303,7 +304,7 @@ def test_only_first_parent_commits_are_steps(repo: Repo, tmp_path: Path, source:
     assert apply(repo, store) == 0
     assert source.looked_up == [merge]  # the feature branch's own commits are not walked
     assert work not in {r["merge_commit"] for r in audit(store)}
-    assert served(store, "production")["search"]["state"] == "ENABLED"
+    assert served_state(served(store, "production")["search"]) == "ENABLED"
 
 
 # --- failures and resuming -----------------------------------------------------------------------------
@@ -346,8 +347,8 @@ def test_a_failed_write_is_resumed_and_nothing_is_applied_twice(
     assert {r["merge_commit"] for r in lines[len(lines_before):]} == {c2, c3}  # resumed at the failed one
     c1_unit = final.unit(f"{c1}/flag:dark_mode@staging")
     assert c1_unit is not None and c1_unit.succeeded_at == T1  # applied by the first run, not again
-    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
-    assert served(store, "staging")["search"]["state"] == "ENABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "DISABLED"
+    assert served_state(served(store, "staging")["search"]) == "ENABLED"
 
 
 def test_a_failed_pr_lookup_records_the_units_and_stops(
@@ -445,7 +446,7 @@ def test_warn_mode_applies_an_unapproved_change_with_a_warning(
 
     assert apply(repo, store) == 0
 
-    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "DISABLED"
     (line,) = [r for r in audit(store) if r["merge_commit"] == pushed]
     assert (line["outcome"], line["approval"]) == ("warned", "missing")
     assert "warned" in capsys.readouterr().err
@@ -462,7 +463,7 @@ def test_an_unapproved_policy_edit_cannot_switch_to_warn(
     assert apply(repo, store) == 1
     outcomes = [r["outcome"] for r in audit(store) if r["merge_commit"] == pushed]
     assert outcomes == ["blocked"]
-    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "ENABLED"
 
 
 def test_no_verify_approvals_is_said_and_audited(
@@ -594,8 +595,8 @@ def test_the_kill_switch_disables_the_flag_and_freezes_its_rollout(
     source.merged(c1, 1)
     source.merged(c2, 2)
     assert apply(repo, store) == 0
-    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
-    assert served(store, "staging")["dark_mode"]["state"] == "ENABLED"  # other environments untouched
+    assert served_state(served(store, "production")["dark_mode"]) == "DISABLED"
+    assert served_state(served(store, "staging")["dark_mode"]) == "ENABLED"  # other environments untouched
     rollout = state(store).rollout("dark_mode", "production")
     assert rollout is not None and rollout.status == "paused" and "kill switch" in rollout.reason
     kill = [r for r in audit(store) if r["merge_commit"] == c2]
@@ -631,7 +632,7 @@ def test_a_blocked_change_stays_unserved_when_another_flag_changes(
     c2 = repo.commit({"flags/search.yaml": flag("search")}, "PR 2")
     source.merged(c2, 2)
     apply(repo, store)
-    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"  # only search was recompiled
+    assert served_state(served(store, "production")["dark_mode"]) == "ENABLED"  # only search was recompiled
 
 
 def test_an_invalid_flag_file_is_blocked_not_retried(
@@ -970,7 +971,7 @@ def test_an_approved_policy_change_judges_the_commits_after_it(
         "governance", "governance", "applied")
     (line,) = [r for r in audit(store) if r["merge_commit"] == pushed]
     assert (line["outcome"], line["approval"]) == ("warned", "missing")  # the parent's policy says warn
-    assert served(store, "production")["dark_mode"]["state"] == "DISABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "DISABLED"
 
 
 def test_without_a_store_section_actions_default_to_the_store_branch(
@@ -1030,8 +1031,8 @@ def test_a_rebase_merge_serves_only_the_approved_end_state(
         {"flags/dark_mode.yaml": approved_text},
     ], head)
     assert apply(repo, store) == 0
-    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"  # never turned off
-    assert served(store, "staging")["dark_mode"]["state"] == "DISABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "ENABLED"  # never turned off
+    assert served_state(served(store, "staging")["dark_mode"]) == "DISABLED"
     lines = [(r["merge_commit"], r["environment"], r["outcome"]) for r in audit(store) if r["pr"] == 7]
     assert lines == [(c1, "production", "skipped"), (c2, "staging", "applied")]
     skipped = next(r for r in audit(store) if r["outcome"] == "skipped")
@@ -1054,7 +1055,7 @@ def test_a_rebase_merge_whose_end_is_not_the_approved_head_is_blocked(
         {"flags/search.yaml": flag("search")},
     ], head)
     assert apply(repo, store) == 1
-    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "ENABLED"
     assert "search" not in served(store, "staging")
     outcomes = {(r["merge_commit"], r["key"], r["outcome"]) for r in audit(store) if r["pr"] == 8}
     assert (c2, "dark_mode", "blocked") in outcomes and (c2, "search", "blocked") in outcomes
@@ -1077,7 +1078,7 @@ def test_a_foreign_commit_ends_a_landed_range(repo: Repo, tmp_path: Path, source
         source.pulls[sha] = MergedPull(9, "https://github.com/acme/flags/pull/9", "carol", head, base, c3)
     source.verdicts[9] = "approved"
     assert apply(repo, store) == 1
-    assert served(store, "production")["dark_mode"]["state"] == "ENABLED"
+    assert served_state(served(store, "production")["dark_mode"]) == "ENABLED"
     assert "search" in served(store, "production")
     blocked = [r for r in audit(store) if r["outcome"] == "blocked"]
     assert [(r["merge_commit"], r["pr"]) for r in blocked] == [(pushed, None)]

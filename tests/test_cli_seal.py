@@ -16,6 +16,7 @@ from test_cli_apply import source as source
 from test_store_seal import regenerate_manifest
 
 from gitops_flags import cli
+from gitops_flags.flagd import served_state
 from gitops_flags.store.file import FileStore
 from gitops_flags.store.seal import KEY_ENV, SealKey
 
@@ -93,7 +94,7 @@ def test_apply_repair_restores_the_last_sealed_version_then_reconciles(
     assert re.search(r"restored generation \d{8} \(", out)
     snap = FileStore(store, KEY).read()
     assert snap.seal == "verified" and snap.state.applied_commit == c1
-    assert snap.documents["production"]["flags"]["dark_mode"]["state"] == "ENABLED"
+    assert served_state(snap.documents["production"]["flags"]["dark_mode"]) == "ENABLED"
     assert "search" in snap.documents["production"]["flags"]  # reconciled after the repair
     events = [r.get("event") for r in FileStore(store, KEY).read_audit()]
     assert "store_repaired" in events

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gitops_flags.flagd import served_state
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,7 +38,7 @@ def test_demo_runs_the_whole_loop_offline(tmp_path: Path) -> None:
     assert (checkout["status"], checkout["percentage"]) == ("rolled_back", 0)
     # The staging toggle of the PR is served.
     staging = json.loads((store / "staging.flagd.json").read_text())["flags"]
-    assert staging["legacy_export"]["state"] == "ENABLED"
+    assert served_state(staging["legacy_export"]) == "ENABLED"
     audit = [json.loads(line) for line in (store / "audit.jsonl").read_text().splitlines()]
     advanced = [r for r in audit if r.get("flag") == "search_autocomplete" and r.get("event") == "advanced"]
     assert sum(1 for r in advanced if r["environment"] == "production") == 3

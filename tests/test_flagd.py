@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 from referencing import Registry, Resource
 
 from gitops_flags import flagd
-from gitops_flags.model import Flag
+from gitops_flags.flagd import served_state
+from gitops_flags.model import Condition, Flag
 from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.store.state import RolloutState
 
@@ -70,43 +72,68 @@ def compile_one(flag: Flag, state: RolloutState | None = None, env: str = "produ
 EMAIL = {"var": "email"}
 
 
+def parts(tree: Any) -> Iterator[Any]:
+    """Every JSONLogic expression inside `tree`."""
+    yield tree
+    if isinstance(tree, dict):
+        for args in tree.values():
+            yield from parts(args)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from parts(item)
+
+
+# What each operator compares with once its guards pass (what it means is tested on the engines:
+# test_engines_differential.py); `fails` says whether a wrong type makes the evaluation fail.
 @pytest.mark.parametrize(
-    ("operator", "value", "expected"),
+    ("operator", "value", "core", "fails"),
     [
-        ("equals", "gold", {"==": [EMAIL, "gold"]}),
-        ("not_equals", 3, {"!=": [EMAIL, 3]}),
-        ("in", ["a", "b"], {"in": [EMAIL, ["a", "b"]]}),
-        ("in", "a", {"in": [EMAIL, ["a"]]}),
-        ("not_in", ["a"], {"!": [{"in": [EMAIL, ["a"]]}]}),
-        ("contains", "acme", {"in": ["acme", EMAIL]}),
-        ("starts_with", "ops-", {"starts_with": [EMAIL, "ops-"]}),
-        ("ends_with", "@acme.com", {"ends_with": [EMAIL, "@acme.com"]}),
-        ("greater_than", 10, {">": [EMAIL, 10]}),
-        ("greater_or_equal", 10, {">=": [EMAIL, 10]}),
-        ("less_than", 10, {"<": [EMAIL, 10]}),
-        ("less_or_equal", 10, {"<=": [EMAIL, 10]}),
-        ("semver_equals", "1.2.3", {"sem_ver": [EMAIL, "=", "1.2.3"]}),
-        ("semver_greater_than", "v2", {"sem_ver": [EMAIL, ">", "2.0.0"]}),
-        ("semver_less_than", "1.4", {"sem_ver": [EMAIL, "<", "1.4.0"]}),
+        ("equals", "gold", {"===": [EMAIL, "gold"]}, False),
+        ("not_equals", 3, {"===": [EMAIL, 3]}, False),
+        ("in", ["a", "b"], {"in": [EMAIL, ["a", "b"]]}, False),
+        ("in", "a", {"in": [EMAIL, ["a"]]}, False),
+        ("not_in", ["a"], {"in": [EMAIL, ["a"]]}, False),
+        ("contains", "acme", {"in": ["acme", EMAIL]}, True),
+        ("starts_with", "ops-", {"starts_with": [EMAIL, "ops-"]}, True),
+        ("ends_with", "@acme.com", {"ends_with": [EMAIL, "@acme.com"]}, True),
+        ("greater_than", 10, {">": [EMAIL, 10]}, True),
+        ("greater_or_equal", 10, {">=": [EMAIL, 10]}, True),
+        ("less_than", 10, {"<": [EMAIL, 10]}, True),
+        ("less_or_equal", 10, {"<=": [EMAIL, 10]}, True),
+        ("semver_equals", "1.2.3", {"sem_ver": [EMAIL, "=", "1.2.3"]}, True),
+        ("semver_greater_than", "v2", {"sem_ver": [EMAIL, ">", "2.0.0"]}, True),
+        ("semver_less_than", "1.4", {"sem_ver": [EMAIL, "<", "1.4.0"]}, True),
     ],
 )
-def test_each_operator_compiles_to_jsonlogic(operator: str, value: Any, expected: dict[str, Any]) -> None:
+def test_each_operator_compiles_to_guarded_jsonlogic(operator: str, value: Any, core: dict[str, Any],
+                                                      fails: bool) -> None:
     rule = {"when": {"attribute": "email", "operator": operator, "value": value}, "variant": "on"}
     out = compile_one(make_flag(rules=[rule]))
-    assert out["targeting"] == {"if": [expected, "on", None]}
+    branches = out["targeting"]["if"]
+    assert branches[-2:] == ["on", None]
+    assert core in list(parts(branches[-3]))
+    assert {"!==": [EMAIL, None]} in list(parts(branches)) or operator in ("equals", "in")
+    if fails:
+        assert len(branches) == 5 and branches[1] == flagd.WRONG_TYPE
+    else:
+        assert len(branches) == 3
 
 
 def test_all_and_any_combine_conditions() -> None:
     cond_a = {"attribute": "plan", "operator": "equals", "value": "gold"}
-    cond_b = {"attribute": "country", "operator": "in", "value": ["DE", "FR"]}
+    cond_b = {"attribute": "seats", "operator": "greater_than", "value": 5}
     rules = [
         {"when": {"all": [cond_a, cond_b]}, "variant": "on"},
-        {"when": {"any": [cond_a, cond_b]}, "variant": "off"},
+        {"when": {"any": [cond_b, cond_a]}, "variant": "off"},
     ]
     out = compile_one(make_flag(rules=rules))
-    a = {"==": [{"var": "plan"}, "gold"]}
-    b = {"in": [{"var": "country"}, ["DE", "FR"]]}
-    assert out["targeting"] == {"if": [{"and": [a, b]}, "on", {"if": [{"or": [a, b]}, "off", None]}]}
+    a = {"===": [{"var": "plan"}, "gold"]}
+    b_holds, b_fails = flagd.condition_expressions(Condition.model_validate(cond_b))
+    first = out["targeting"]["if"]
+    # all: b can fail only once a holds; any: b is tried first, so it can fail at once
+    assert first[:4] == [{"and": [a, *b_fails["and"]]}, flagd.WRONG_TYPE, {"and": [a, b_holds]}, "on"]
+    second = first[4]["if"]
+    assert second == [b_fails, flagd.WRONG_TYPE, {"or": [b_holds, a]}, "off", None]
 
 
 def test_rules_keep_their_order_first_match_wins() -> None:
@@ -118,14 +145,40 @@ def test_rules_keep_their_order_first_match_wins() -> None:
     seen = []
     while expr is not None:
         cond, variant, expr = expr["if"]
-        seen.append((cond["=="][1], variant))
+        seen.append((cond["and"][-1]["==="][1], variant))
     assert seen == [(0, "on"), (1, "off"), (2, "on")]
+
+
+def test_what_no_engine_reads_alike_is_refused() -> None:
+    for when, message in [
+        ({"attribute": "user.plan", "operator": "equals", "value": "x"}, "nested path"),
+        ({"attribute": "v", "operator": "semver_equals", "value": "1.2.3-beta"}, "pre-release"),
+        ({"attribute": "v", "operator": "in", "value": [None]}, "text, numbers or booleans"),
+    ]:
+        with pytest.raises(GitopsFlagsError, match=message):
+            compile_one(make_flag(rules=[{"when": when, "variant": "on"}]))
+
+
+def test_a_killed_flag_serves_its_off_variant_statically() -> None:
+    """flagd's DISABLED would return the application's code default, which can be true."""
+    out = compile_one(make_flag(enabled=False, default_variant="on", rules=[
+        {"when": {"attribute": "x", "operator": "equals", "value": 1}, "variant": "on"}]))
+    assert (out["state"], out["defaultVariant"], "targeting" in out) == ("ENABLED", "off", False)
+    assert out["metadata"]["gitopsDisabled"] is True and flagd.served_state(out) == "DISABLED"
+    assert flagd.served_state({"state": "ENABLED", "metadata": {}}) == "ENABLED"
+    only_true = Flag.model_validate({"key": "t", "type": "boolean", "variants": {"yes": True},
+                                     "default_variant": "yes", "environments": {"p": {"enabled": False}}})
+    assert flagd.killed_variant(only_true, "p") == "yes"
+    text = Flag.model_validate({"key": "t", "type": "string", "variants": {"a": "a", "b": "b"},
+                                "default_variant": "a",
+                                "environments": {"p": {"enabled": False, "default_variant": "b"}}})
+    assert flagd.killed_variant(text, "p") == "b"
 
 
 def test_no_rules_no_rollout_has_no_targeting() -> None:
     out = compile_one(make_flag())
     assert "targeting" not in out
-    assert out["state"] == "ENABLED" and out["defaultVariant"] == "off"
+    assert served_state(out) == "ENABLED" and out["defaultVariant"] == "off"
     assert out["variants"] == {"on": True, "off": False}
 
 
@@ -159,11 +212,11 @@ def test_rules_come_first_and_the_rollout_is_the_fallback() -> None:
     staff = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
              "variant": "on"}
     out = compile_one(make_flag(rules=[staff]), rollout(percentage=5, stage_index=0))
-    cond, variant, fallback = out["targeting"]["if"]
-    assert cond == {"ends_with": [EMAIL, "@acme.com"]} and variant == "on"
+    _, wrong, cond, variant, fallback = out["targeting"]["if"]
+    assert {"ends_with": [EMAIL, "@acme.com"]} in cond["and"] and (wrong, variant) == (flagd.WRONG_TYPE, "on")
     assert fallback == {"fractional": [["on", 5], ["off", 95]]}
     full = compile_one(make_flag(rules=[staff]), rollout(status="completed", percentage=100, stage_index=4))
-    assert full["targeting"]["if"][2] == "on"
+    assert full["targeting"]["if"][-1] == "on"
 
 
 def test_rollout_to_the_default_variant_changes_nothing() -> None:
@@ -198,10 +251,10 @@ def test_document_shape_and_metadata() -> None:
     assert doc["metadata"] == {"gitopsCommit": "abc123", "gitopsEnvironment": "production"}
     assert set(doc["flags"]) == {"checkout", "limits"}  # theme has no production section
     checkout = doc["flags"]["checkout"]
-    assert checkout["state"] == "DISABLED"
+    assert (checkout["state"], checkout["defaultVariant"]) == ("ENABLED", "off")
     assert checkout["metadata"] == {"gitopsCommit": "abc123", "gitopsRolloutPercentage": 25,
                                     "gitopsType": "boolean", "gitopsRolloutStatus": "running",
-                                    "gitopsRolloutVariant": "on"}
+                                    "gitopsRolloutVariant": "on", "gitopsDisabled": True}
     named = Flag.model_validate({**other.model_dump(by_alias=True), "name": "Theme", "description": "Colours",
                                  "tags": ["ui", "q1, q2", "ünï"]})
     meta = flagd.compile_flag(named, "staging", None, "abc123")["metadata"]

@@ -9,6 +9,7 @@ import pytest
 
 from gitops_flags import changes, reconcile, validate
 from gitops_flags.changes import Change
+from gitops_flags.flagd import served_state
 from gitops_flags.model import Flag, Policy
 from gitops_flags.reconcile import Judgement, MergedPull, Unit
 from gitops_flags.result import ChangeResult, Evaluation, StepResult, Verdict
@@ -197,7 +198,7 @@ def test_applying_writes_entries_units_audit_and_the_commit() -> None:
     applied = apply(EMPTY, units_for(tree(), tree(search=flag_yaml("search"))))
     update = applied.update
     assert update.state.applied_commit == "c1"
-    assert update.documents["production"]["flags"]["search"]["state"] == "ENABLED"
+    assert served_state(update.documents["production"]["flags"]["search"]) == "ENABLED"
     assert update.documents["production"]["metadata"]["gitopsCommit"] == "c1"
     assert [u.id for u in update.state.units] == ["c1/flag:search@staging", "c1/flag:search@production"]
     assert all(u.succeeded_at == NOW and u.output == {"outcome": "applied", "documents": [u.id.split("@")[1]]}
@@ -283,7 +284,7 @@ def test_the_kill_switch_disables_and_pauses() -> None:
     units = units_for(tree(search=flag_yaml("search", production=PLAN)),
                       tree(search=flag_yaml("search", production=off)), commit="c2")
     update = apply(first, units, commit="c2").update
-    assert update.documents["production"]["flags"]["search"]["state"] == "DISABLED"
+    assert served_state(update.documents["production"]["flags"]["search"]) == "DISABLED"
     rollout = update.state.rollout("search", "production")
     assert rollout is not None and rollout.status == "paused" and rollout.percentage == 5
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from engine_cases import ERROR, MISSING, table
 from litestar_flags.client import FeatureFlagClient  # type: ignore[import-untyped]
 from litestar_flags.context import EvaluationContext  # type: ignore[import-untyped]
 from litestar_flags.types import EvaluationReason, FlagStatus  # type: ignore[import-untyped]
@@ -115,7 +116,8 @@ def test_flagd_document_maps_to_litestar_fields() -> None:
         "tags": ["q1", "frontend"], "flag_type": "boolean", "status": "active",
         "default_enabled": False, "default_value": None}
     assert [(r["conditions"], r["serve_enabled"], r["rollout_percentage"]) for r in spec["rules"]] == [
-        ([{"attribute": "email", "operator": "ends_with", "value": "@acme.com"}], True, None),
+        ([{"attribute": "email", "operator": "gte", "value": ""},  # text, or the engine raises
+          {"attribute": "email", "operator": "ends_with", "value": "@acme.com"}], True, None),
         ([], True, 25),
     ]
     assert [(v["key"], v["weight"], v["value"]) for v in spec["variants"]] == [
@@ -149,8 +151,24 @@ def test_or_becomes_one_rule_per_alternative_and_and_one_rule() -> None:
                                                 {"attribute": "d", "operator": "not_in", "value": ["y"]}]}},
         ]}},
     })
-    targeting = flagd.compile_flag(flag, "production", None, "c")["targeting"]
-    rules, splits = parse_targeting(targeting, "off")
+    document = {"flags": {"f": flagd.compile_flag(flag, "production", None, "c")}}
+    rules = environment_specs(document, "production")["f"]["rules"]
+    assert [(r["conditions"], r["description"]) for r in rules] == [
+        # 1, and not True: str(True) is no dotted integer
+        ([{"attribute": "a", "operator": "eq", "value": 1}, {"attribute": "a", "operator": "semver_eq",
+                                                            "value": "1"}], "targeting rule 1"),
+        ([{"attribute": "b", "operator": "eq", "value": 2}], "targeting rule 1"),
+        ([{"attribute": "c", "operator": "in", "value": ["x"]},
+          {"attribute": "d", "operator": "ne", "value": None},  # not_in holds for a present value only
+          {"attribute": "d", "operator": "not_in", "value": ["y"]}], "targeting rule 2"),
+    ]
+
+
+def test_documents_written_before_gitops_rules_are_read_as_jsonlogic() -> None:
+    legacy = {"if": [{"or": [{"==": [{"var": "a"}, 1]}, {"==": [{"var": "b"}, 2]}]}, "on",
+                     {"if": [{"and": [{"in": [{"var": "c"}, ["x"]]}, {"!": [{"in": [{"var": "d"}, ["y"]]}]}]},
+                             "on", None]}]}
+    rules, splits = parse_targeting(legacy, "off")
     assert rules == [
         ([{"attribute": "a", "operator": "eq", "value": 1}], "on"),
         ([{"attribute": "b", "operator": "eq", "value": 2}], "on"),
@@ -193,46 +211,15 @@ def test_what_litestar_flags_cannot_serve_is_refused_before_anything_is_written(
     assert stored(backend, "f") is None
 
 
-def test_rule_operators_evaluate_as_in_flagd() -> None:
-    def rule(variant: str, attribute: str, operator: str, value: Any) -> dict[str, Any]:
-        return {"when": {"attribute": attribute, "operator": operator, "value": value}, "variant": variant}
-
-    flag = Flag.model_validate({
-        "key": "tier", "type": "string", "default_variant": "none",
-        "variants": {v: v for v in ("none", "beta", "old", "gold", "de", "ops", "big", "team", "both",
-                                    "end")},
-        "environments": {"production": {"enabled": True, "rules": [
-            {"variant": "both", "when": {"all": [
-                {"attribute": "plan", "operator": "equals", "value": "gold"},
-                {"attribute": "country", "operator": "in", "value": ["DE", "AT"]},
-            ]}},
-            rule("beta", "version", "semver_greater_than", "2.0"),
-            rule("old", "version", "semver_less_than", "v1.5.0"),
-            rule("gold", "plan", "equals", "gold"),
-            rule("de", "country", "not_in", ["US", "FR", "GB", "DE", "AT"]),
-            rule("ops", "team", "starts_with", "ops-"),
-            rule("big", "seats", "greater_or_equal", 100),
-            rule("team", "team", "contains", "platform"),
-            rule("end", "email", "ends_with", "@acme.com"),
-        ]}},
-    })
+def test_rule_operators_evaluate_as_the_file_means() -> None:
+    """The operator table shared with the flagd tests (engine_cases)."""
     store, backend = fresh()
-    write(store, {"tier": flag}, StoreState())
-
-    def tier(**attributes: Any) -> str:
-        return str(value(backend, "tier", "code-default", **attributes))
-
-    base = {"version": "1.8.0", "country": "US", "plan": "free", "team": "web", "seats": 1, "email": "a@b.c"}
-    assert tier(**base) == "none"
-    assert tier(**{**base, "plan": "gold", "country": "AT"}) == "both"
-    assert tier(**{**base, "version": "2.1.0"}) == "beta"
-    assert tier(**{**base, "version": "1.4.9"}) == "old"
-    assert tier(**{**base, "plan": "gold"}) == "gold"
-    assert tier(**{**base, "country": "JP"}) == "de"
-    assert tier(**{**base, "team": "ops-eu"}) == "ops"
-    assert tier(**{**base, "seats": 100}) == "big"
-    assert tier(**{**base, "team": "web-platform-core"}) == "team"
-    assert tier(**{**base, "email": "x@acme.com"}) == "end"
+    write(store, {flag.key: flag for flag, _, _ in table()}, StoreState())
+    for flag, context, expected in table():
+        attributes = {k: v for k, v in context.items() if v is not MISSING}
+        got = details(backend, flag.key, "code-default", **attributes)
+        served = ERROR if got.reason == EvaluationReason.ERROR else got.variant
+        assert served == expected, (flag.key, context)
 
 
 def test_string_number_and_object_flags_serve_their_values() -> None:
@@ -339,10 +326,10 @@ def test_a_changed_flag_is_updated_in_place_keeping_its_id() -> None:
     assert str(second.status.value) == "inactive"
 
 
-def test_kill_switch_serves_the_default_variant_to_everyone() -> None:
+def test_kill_switch_serves_off_to_everyone_even_with_default_variant_on() -> None:
     store, backend = fresh()
     state = StoreState().with_rollout("new_checkout", "production", at(100))
-    write(store, {"new_checkout": checkout(enabled=False, rules=[STAFF])}, state)
+    write(store, {"new_checkout": checkout(enabled=False, rules=[STAFF], default_variant="on")}, state)
     for who in ("user-1", "user-2"):
         got = details(backend, "new_checkout", True, targeting_key=who, email="boss@acme.com")
         assert (got.value, got.reason) == (False, EvaluationReason.DISABLED)

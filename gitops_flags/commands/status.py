@@ -57,7 +57,7 @@ def rows(snapshot: StoreSnapshot, key: str | None = None) -> list[Row]:
         for name, entry in (flags or {}).items():
             if isinstance(entry, dict):
                 default = entry.get("defaultVariant")
-                found[name, environment] = Row(name, environment, str(entry.get("state", "-")),
+                found[name, environment] = Row(name, environment, flagd.served_state(entry),
                                                default if isinstance(default, str) else None, None, entry)
     for name, envs in snapshot.state.rollouts.items():
         for environment, state in envs.items():
@@ -112,7 +112,7 @@ class Served:
 
     def text(self) -> str:
         if not self.enabled:
-            return "nothing: disabled (kill switch), apps get their code default"
+            return f"{self.default_variant} to everyone: disabled (kill switch)"
         if self.unknown:
             return "targeting this version of status cannot read (see --format json)"
         parts = [f"{self.rule_name(i)} ({when}) → {variant}" for i, (when, variant) in enumerate(self.rules)]
@@ -143,10 +143,13 @@ def served(entry: Mapping[str, Any] | None, names: tuple[str | None, ...] = ()) 
         return None
     default = entry.get("defaultVariant")
     default = default if isinstance(default, str) else None
-    if entry.get("state") == "DISABLED":
+    if flagd.served_state(entry) == "DISABLED":
         return Served(False, default, names=names)
     rules: list[tuple[str, str]] = []
     expression = entry.get("targeting")
+    known = flagd.stored_rules(entry)  # the file's rules, as words, beside their guarded JSONLogic
+    if known is not None:
+        rules, expression = known
     while _is_if(expression):
         assert isinstance(expression, dict)
         condition, then, otherwise = expression["if"]

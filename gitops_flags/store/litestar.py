@@ -51,6 +51,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
+from ..flagd import NOT_FOLLOWED, skip_rules
 from .base import (
     ConflictError,
     Repaired,
@@ -62,6 +63,7 @@ from .base import (
     doc_file,
     parse_audit,
 )
+from .litestar_rules import Alternative, Unmappable, expand, when_alternatives
 from .seal import SealKey, StoreTampered, check, refuse_unkeyed_write, require_key, seal_bytes
 from .state import StoreState
 
@@ -154,14 +156,8 @@ def flag_spec(key: str, flag: Mapping[str, Any], doc_metadata: Mapping[str, Any]
             return {"serve_enabled": value, "serve_value": None}
         return {"serve_enabled": True, "serve_value": value}
 
-    rules: list[dict[str, Any]] = []
-    targeted, splits = parse_targeting(flag.get("targeting"), default)
-    for number, (conditions, variant) in enumerate(targeted, start=1):
-        rules.append({"name": variant, "description": f"targeting rule {number}", "conditions": conditions,
-                      "rollout_percentage": None, **serve(variant)})
-    for variant, percentage in splits:
-        rules.append({"name": variant, "description": f"rollout: {variant} to {percentage}%",
-                      "conditions": [], "rollout_percentage": percentage, **serve(variant)})
+    disabled = flag["state"] == "DISABLED" or metadata.get("gitopsDisabled") is True
+    rules = [] if disabled else _rules(flag.get("targeting"), metadata.get("gitopsRules"), default, serve)
     for priority, rule in enumerate(rules):
         rule.update(priority=priority, enabled=True)
 
@@ -172,7 +168,8 @@ def flag_spec(key: str, flag: Mapping[str, Any], doc_metadata: Mapping[str, Any]
         "description": metadata.get("gitopsDescription") or None,
         "tags": _tags(metadata.get("gitopsTags")),
         "flag_type": flag_type,
-        "status": "active" if flag["state"] == "ENABLED" else "inactive",
+        # A killed flag serves its default (flagd.killed_variant wrote it) to everyone, reason DISABLED.
+        "status": "inactive" if disabled else "active",
         "default_enabled": default_value if boolean else False,
         "default_value": None if boolean else default_value,
         "metadata": metadata,
@@ -185,6 +182,42 @@ def flag_spec(key: str, flag: Mapping[str, Any], doc_metadata: Mapping[str, Any]
             for name, value in sorted(variants.items())
         ],
     }
+
+
+def _rules(targeting: Any, file_rules: Any, default: str,
+           serve: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The flag's litestar-flags rules. With `gitopsRules` (the flag file's rules, which flagd.compile_flag
+    writes beside the JSONLogic), the rules keep the file's meaning (litestar_rules); the JSONLogic is
+    read only for the rollout that ends it. Documents written before it are read as JSONLogic."""
+    pairs: list[tuple[Alternative, str, int]] = []  # (alternative, variant, number of the file's rule)
+    if file_rules is None:
+        legacy, splits = parse_targeting(targeting, default)
+        pairs = [(Alternative(tuple(conds)), variant, n) for n, (conds, variant) in enumerate(legacy, 1)]
+    else:
+        rules = json.loads(file_rules) if isinstance(file_rules, str) else None
+        if not isinstance(rules, list):
+            raise Untranslatable("metadata gitopsRules is not a JSON list of rules")
+        for number, item in enumerate(rules, start=1):
+            try:
+                pairs += [(alt, item["variant"], number) for alt in when_alternatives(item["when"])]
+            except (Unmappable, KeyError, TypeError) as exc:
+                raise Untranslatable(f"targeting rule {number}: {exc}") from None
+        rest = skip_rules(targeting, len(rules))
+        if rest is NOT_FOLLOWED:
+            raise Untranslatable(f"targeting {_short(targeting)} does not follow metadata gitopsRules")
+        _, splits = parse_targeting(rest, default)
+
+    def served(variant: str, description: str, percentage: int | None = None) -> dict[str, Any]:
+        return {"name": variant, "description": description, "conditions": [],
+                "rollout_percentage": percentage, **serve(variant)}
+
+    # At 100% a rollout rule has no percentage: litestar-flags keeps a context without a targeting key
+    # out of every percentage, even 100, and flagd serves it the variant.
+    tail = [served(variant, f"rollout: {variant} to {percentage}%", None if percentage >= 100 else percentage)
+            for variant, percentage in splits]
+    targeted = [(alt, served(variant, f"targeting rule {number}")) for alt, variant, number in pairs]
+    return expand(targeted, tail, lambda conditions: {
+        **served(default, "targeting rule: the rules after it"), "conditions": list(conditions)})
 
 
 def parse_targeting(

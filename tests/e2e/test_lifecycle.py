@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gitops_flags.flagd import served_state
+
 from .conftest import (
     REFERENCE,
     STICKY,
@@ -145,7 +147,7 @@ def test_lifecycle(double: GitHubDouble, actions: Actions, tmp_path: Path) -> No
     tour = store.rollout("onboarding_tour", "production")
     assert (tour["status"], tour["percentage"], tour["pr"]) == ("running", 25, 1)
     assert tour["stage_delay_seconds"] == 2 * 3600  # the plan as pushed in step 4
-    assert store.flag("production", "dark_mode")["state"] == "DISABLED"  # type: ignore[index]
+    assert served_state(store.flag("production", "dark_mode")) == "DISABLED"  # type: ignore[index]
     assert store.flag("production", "onboarding_tour")["metadata"]["gitopsRolloutPercentage"] == 25  # type: ignore[index]
     assert store.flag("staging", "gift_cards")["defaultVariant"] == "on"  # type: ignore[index]
     audit = store.audit()
@@ -234,7 +236,7 @@ def test_lifecycle(double: GitHubDouble, actions: Actions, tmp_path: Path) -> No
         "legacy_export", "staging", "blocked", "missing", None)
     assert last["merge_commit"] == direct and "direct push" in last["reason"]
     assert store.files["staging.flagd.json"] == before.files["staging.flagd.json"]  # still served as before
-    assert store.flag("staging", "legacy_export")["state"] == "DISABLED"  # type: ignore[index]
+    assert served_state(store.flag("staging", "legacy_export")) == "DISABLED"  # type: ignore[index]
     [hook] = hook_payloads(double, mark)
     [change] = hook["gitops_flags"]["changes"]
     assert (change["key"], change["outcome"], change["pr"]) == ("legacy_export", "blocked", None)
