@@ -20,13 +20,20 @@ the application's code default, which can be "on".
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from .model import AllOf, AnyOf, Condition, Flag, TargetingRule
 from .problems import GitopsFlagsError
+from .semantics import (  # noqa: F401  (killed_variant, engine_problems: part of this module's API)
+    ORDERED,
+    PARTIAL_SEMVER,
+    SEMVER,
+    condition_problem,
+    conditions,
+    engine_problems,
+    killed_variant,
+)
 from .store.base import canonical_json
 from .store.state import RolloutState
 
@@ -34,12 +41,6 @@ SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"
 
 JsonLogic = dict[str, Any]
 
-_ORDERED = {"greater_than": ">", "greater_or_equal": ">=", "less_than": "<", "less_or_equal": "<="}
-_TEXT_OPERATORS = ("contains", "starts_with", "ends_with")
-_SEMVER = {"semver_equals": "=", "semver_greater_than": ">", "semver_less_than": "<"}
-_PARTIAL_SEMVER = re.compile(r"^[vV]?(\d+)(?:\.(\d+))?(?:\.(\d+))?([-+].*)?$")
-# A version in a flag file: what flagd's sem_ver and litestar-flags' dotted integers both order alike.
-PLAIN_VERSION = re.compile(r"^[vV]?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){0,2}$")
 # Targeting returns this when a condition cannot compare the value it is given: not a variant, so flagd
 # answers with an error and the application gets its code default (reason ERROR), as litestar-flags does.
 WRONG_TYPE = "gitops-flags: an attribute has the wrong type for its condition"
@@ -116,21 +117,6 @@ def compile_flag(flag: Flag, environment: str, rollout: RolloutState | None, com
     if targeting is not None:
         out["targeting"] = targeting
     return out
-
-
-def killed_variant(flag: Flag, environment: str) -> str:
-    """What `enabled: false` serves to everyone: for a boolean flag a variant whose value is `false`
-    (the environment's default when it is one, else the flag's default, else the first by name); for
-    any other type, or a boolean flag without a false variant, the environment's default variant.
-    Never the application's code default: that can be "on"."""
-    default = flag.env_default(environment)
-    if flag.type != "boolean":
-        return default
-    off = sorted(name for name, value in flag.variants.items() if value is False)
-    for candidate in (default, flag.default_variant):
-        if candidate in off:
-            return candidate
-    return off[0] if off else default
 
 
 def served_state(entry: Mapping[str, Any]) -> str:
@@ -220,14 +206,6 @@ def targeting_expression(rules: list[TargetingRule], fallback: JsonLogic | str |
     return expression
 
 
-def conditions(when: Condition | AllOf | AnyOf) -> list[Condition]:
-    if isinstance(when, AllOf):
-        return list(when.all)
-    if isinstance(when, AnyOf):
-        return list(when.any)
-    return [when]
-
-
 def when_expression(when: Condition | AllOf | AnyOf) -> JsonLogic:
     """When the rule holds (given that no condition failed with a wrong type)."""
     return when_expressions(when)[0]
@@ -267,20 +245,20 @@ def condition_expressions(cond: Condition) -> tuple[JsonLogic, JsonLogic | None]
         return _in(x, _as_list(value)), None
     if op == "not_in":
         return _and(_present(x), _not(_in(x, _as_list(value)))), None
-    if op in _ORDERED:
-        return _and(_is_number(x), {_ORDERED[op]: [x, value]}), _and(_present(x), _not(_is_number(x)),
+    if op in ORDERED:
+        return _and(_is_number(x), {ORDERED[op]: [x, value]}), _and(_present(x), _not(_is_number(x)),
                                                                       _not(_is_boolean(x)))
     wrong = _and(_present(x), _not(_is_text(x)))
     if op == "contains":
         return _and(_is_text(x), {"in": [value, x]}), wrong
     if op in ("starts_with", "ends_with"):
         return _and(_is_text(x), {op: [x, value]}), wrong
-    if op in _SEMVER:
+    if op in SEMVER:
         # Only a plain MAJOR[.MINOR[.PATCH]] is a version here: flagd's sem_ver would also take a leading
         # `v`, a pre-release or a build, which litestar-flags cannot order.
         plain = [_not({"starts_with": [x, "v"]}), _not({"starts_with": [x, "V"]}),
                  *(_not({"in": [c, x]}) for c in ("-", "+", "\n"))]
-        return _and(_is_text(x), *plain, {"sem_ver": [x, _SEMVER[op], _semver(value)]}), wrong
+        return _and(_is_text(x), *plain, {"sem_ver": [x, SEMVER[op], _semver(value)]}), wrong
     raise GitopsFlagsError(f"operator {op!r} has no flagd translation")  # pragma: no cover - model forbids
 
 
@@ -289,28 +267,6 @@ def check_condition(cond: Condition, where: str) -> None:
     problem = condition_problem(cond)
     if problem:
         raise GitopsFlagsError(f"{where}: {problem}")
-
-
-def condition_problem(cond: Condition) -> str | None:
-    """Why a condition has no single meaning on every engine, or None."""
-    if "." in cond.attribute:
-        return (f"attribute {cond.attribute!r} contains '.': flagd reads that as a nested path and "
-                "litestar-flags as one name; use a name without dots")
-    if cond.attribute.startswith("$"):
-        return f"attribute {cond.attribute!r} starts with '$', which flagd reserves"
-    op, value = cond.operator, cond.value
-    values = value if op in ("in", "not_in") and isinstance(value, list) else [value]
-    for v in values:
-        if not isinstance(v, str | bool | int | float) or (isinstance(v, float) and not math.isfinite(v)):
-            return f"`{op}` compares text, numbers or booleans; got {v!r}"
-    if op in _ORDERED and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return f"`{op}` compares numbers; got {value!r}"
-    if op in _TEXT_OPERATORS and not isinstance(value, str):
-        return f"`{op}` compares text; got {value!r}"
-    if op in _SEMVER and not (isinstance(value, str) and PLAIN_VERSION.match(value)):
-        return (f"`{op}` needs a plain version such as \"1.2.3\" or \"v1.2\" (no pre-release or build: "
-                f"litestar-flags cannot order them); got {value!r}")
-    return None
 
 
 # --- type tests that hold in every JSONLogic (strict `===` in JavaScript and Go, Python's `==` in
@@ -385,7 +341,7 @@ def _as_list(value: Any) -> list[Any]:
 def _semver(value: Any) -> str:
     """flagd's schema wants a full `MAJOR.MINOR.PATCH`; flagd itself pads `1.2` and strips a `v`."""
     text = str(value)
-    match = _PARTIAL_SEMVER.match(text)
+    match = PARTIAL_SEMVER.match(text)
     if not match:
         return text
     major, minor, patch, rest = match.groups()

@@ -47,7 +47,7 @@ from pydantic_core import ErrorDetails
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from . import egress, model, safe_schema
+from . import egress, model, safe_schema, semantics
 from .loader import Document, load_bytes, load_path
 from .model import Condition, Flag, Match, Policy, SchemaDoc
 from .problems import Problem, ProblemError, Severity
@@ -842,6 +842,8 @@ def check_flag(flag: Flag, path: str, policy: Policy | None, schemas: Mapping[st
         for i, rule in enumerate(state.rules):
             known(rule.variant, (*base, "rules", i, "variant"))
             _check_when(report, rule.when, (*base, "rules", i, "when"))
+        for where, message, title, severity in semantics.engine_problems(flag, env):  # one meaning everywhere
+            report.add((*base, *where), message, title, severity)  # type: ignore[arg-type]
         if state.rollout is not None:
             known(state.rollout.variant, (*base, "rollout", "variant"))
             _check_stages(report, state.rollout.percentages(), (*base, "rollout", "stages"))

@@ -74,7 +74,7 @@ def same(a: Any, b: Any) -> bool:
     return kind(a) == kind(b) and kind(a) in ("text", "number", "boolean") and a == b
 
 
-_PLAIN = re.compile(r"(0|[1-9]\d*)(\.(0|[1-9]\d*)){0,2}")
+_PLAIN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){0,2}")
 
 
 def _version(text: str) -> tuple[int, ...] | None:

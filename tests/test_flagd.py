@@ -290,3 +290,31 @@ def test_the_vendored_schema_rejects_what_flagd_rejects() -> None:
     bad_metadata["flags"]["checkout"]["metadata"]["nested"] = {"a": 1}
     for bad in (bad_state, bad_weight, bad_metadata):
         assert list(VALIDATOR.iter_errors(bad))
+
+
+def test_validate_reports_what_no_engine_reads_alike_and_a_surprising_kill_switch() -> None:
+    from gitops_flags.validate import check_flag
+
+    flag = Flag.model_validate({
+        "key": "x", "type": "boolean", "variants": {"on": True, "off": False}, "default_variant": "off",
+        "environments": {
+            "production": {"enabled": False, "default_variant": "on", "rules": [
+                {"when": {"attribute": "user.plan", "operator": "equals", "value": "gold"},
+                 "variant": "on"},
+                {"when": {"all": [
+                    {"attribute": "app", "operator": "semver_greater_than", "value": "2.0.0-rc.1"},
+                    {"attribute": "tier", "operator": "in", "value": [1, None]}]}, "variant": "on"},
+            ]},
+            "staging": {"enabled": False}}})
+    found = {(p.message.split(":")[0], p.severity) for p in check_flag(flag, "flags/x.yaml", None, {})}
+    assert found == {
+        ("environments.production.rules[0].when.attribute", "error"),
+        ("environments.production.rules[1].when.all[0].value", "error"),
+        ("environments.production.rules[1].when.all[1].value", "error"),
+        ("environments.production.enabled", "warning"),  # serves off, not default_variant on
+    }
+    only_on = Flag.model_validate({"key": "x", "type": "boolean", "variants": {"on": True},
+                                   "default_variant": "on",
+                                   "environments": {"production": {"enabled": False}}})
+    [problem] = check_flag(only_on, "flags/x.yaml", None, {})
+    assert "cannot turn this flag off" in problem.message and problem.severity == "warning"

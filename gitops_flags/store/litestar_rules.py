@@ -29,7 +29,7 @@ ORDERED = {"greater_than": "gt", "greater_or_equal": "gte", "less_than": "lt", "
 TEXT = ("contains", "starts_with", "ends_with")
 SEMVER = {"semver_equals": "semver_eq", "semver_greater_than": "semver_gt", "semver_less_than": "semver_lt"}
 # What flagd's sem_ver (python-semver, after padding) and litestar-flags' dotted integers both read.
-PLAIN_VERSION = r"(0|[1-9]\d*)(\.(0|[1-9]\d*)){0,2}\Z"
+PLAIN_VERSION = r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){0,2}\Z"
 _COMPARE = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
             "lte": lambda a, b: a <= b}
 # flagd puts the targeting key into the context as `targetingKey`; litestar-flags has a field for it.
