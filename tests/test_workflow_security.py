@@ -103,3 +103,12 @@ def test_zizmor_finds_nothing_at_medium_or_above_and_would_find_an_unpinned_acti
                    .replace("permissions: {}", "permissions: write-all"), encoding="utf-8")
     theirs = subprocess.run([*args, str(bad)], capture_output=True, text=True, cwd=tmp_path)
     assert theirs.returncode != 0 and "unpinned-uses" in theirs.stdout + theirs.stderr
+
+
+def test_merge_queue_groups_never_cancel_each_other() -> None:
+    """cancel-in-progress is right per PR, but every merge_group run would share one empty PR number."""
+    for path in (ROOT / "gitops_flags" / "templates" / "gitops-flags-check.yml",
+                 ROOT / ".github" / "workflows" / "flags-check.yml"):
+        workflow = load(path)
+        if "merge_group" in workflow["on"]:
+            assert "github.event.merge_group.head_ref" in workflow["concurrency"]["group"], path.name
