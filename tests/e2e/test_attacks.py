@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gitops_flags.flagd import served_state
+
 from .conftest import T_APPLY, Actions, Lifecycle, StoreFiles, replace_once
 from .github_double import GitHubDouble
 
@@ -124,7 +126,7 @@ def test_route2_a_retargeted_pr_loses_its_approvals(
     job = lc.apply(T_LATER)
     assert job.code == 1, job
     store = lc.read_store()
-    assert store.flag("production", "dark_mode")["state"] == "ENABLED"
+    assert served_state(store.flag("production", "dark_mode")) == "ENABLED"
     blocked = [r for r in lines(store, pull.number) if r["environment"] == "production"]
     assert blocked and all(r["outcome"] == "blocked" for r in blocked)
     assert "base branch was changed" in blocked[0]["reason"]
@@ -146,7 +148,7 @@ def test_route2_approvals_given_after_the_retarget_count(
     assert last_status(double, pull.head_sha).state == "success"
     double.merge(pull.number, "mira")
     assert lc.apply(T_LATER).code == 0
-    assert lc.read_store().flag("production", "dark_mode")["state"] == "DISABLED"
+    assert served_state(lc.read_store().flag("production", "dark_mode")) == "DISABLED"
 
 
 def test_route3_a_hand_made_merge_that_swaps_variants_is_not_served(
