@@ -226,7 +226,8 @@ class RolloutPlan(_Strict):
 
 
 class EnvironmentState(_Strict):
-    enabled: StrictBool = Field(description="false is the kill switch: flagd state DISABLED")
+    enabled: StrictBool = Field(
+        description="false is the kill switch: every context gets the off variant (docs/formats.md)")
     default_variant: str | None = Field(None, description="Overrides the flag's default_variant here")
     rules: list[TargetingRule] = Field(default_factory=list, description="First match wins")
     rollout: RolloutPlan | None = None
