@@ -1,7 +1,8 @@
-"""Everything the approval evaluator needs to know about a pull request, as one frozen value.
+"""Everything the approval evaluator needs to know about a pull request, as frozen values.
 
-The GitHub adapter builds it once per run (few requests); tests build it by hand. Nothing in here
-performs I/O except through the `ContentReader` the builder supplies.
+`PullInfo` is the PR as GitHub describes it; `PullSnapshot` adds what the evaluator reads about it
+(reviews, team members, history). The GitHub adapter builds them once per run (few requests); tests build
+them by hand. Nothing in here performs I/O except through the `ContentReader` the builder supplies.
 """
 
 from __future__ import annotations
@@ -23,6 +24,31 @@ def normalize_login(login: str) -> str:
     """The one form logins are compared in, everywhere: GitHub logins are case-insensitive, and a
     hand-written `--pull` file may carry spaces or an `@` (`" maria"` is maria)."""
     return login.strip().removeprefix("@").strip().casefold()
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """A pull request's description: who opened it, which commits it joins, how it stands."""
+
+    number: int
+    author: str
+    head_sha: str
+    base_sha: str
+    base_ref: str
+    head_repo: str  # owner/name; "" when the fork was deleted
+    base_repo: str
+    labels: frozenset[str]
+    requested_users: frozenset[str]  # lower-case logins
+    requested_teams: frozenset[str]  # lower-case slugs (of the base repository's organization)
+    changed_files: int
+    state: str
+    draft: bool
+    html_url: str
+    comments: int | None = None  # issue comments on the PR; 0 means there is no sticky comment to look for
+
+    @property
+    def from_fork(self) -> bool:
+        return self.head_repo.lower() != self.base_repo.lower()
 
 
 @dataclass(frozen=True)

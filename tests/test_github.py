@@ -32,7 +32,8 @@ from github_fixtures import (
 )
 from responses.registries import OrderedRegistry
 
-from gitops_flags import github, render
+from gitops_flags import check, check_report, github, render
+from gitops_flags.github import parse as github_parse
 from gitops_flags.problems import GitopsFlagsError
 from gitops_flags.reconcile import MergedPull
 from gitops_flags.snapshot import Review
@@ -277,16 +278,16 @@ def test_find_sticky_trusts_bots_and_members_but_not_the_author_or_strangers() -
         comment(4, marker),  # github-actions[bot]
         comment(5, marker),
     )]
-    assert github.find_sticky(comments, "author") == comments[3]
+    assert check_report.find_sticky(comments, "author") == comments[3]
     pat = [github.parse_comment(comment(9, marker, login="ops", kind="User", association="COLLABORATOR"))]
-    assert github.find_sticky(pat, "author") == pat[0]
-    assert github.find_sticky(comments[:3], "author") is None
+    assert check_report.find_sticky(pat, "author") == pat[0]
+    assert check_report.find_sticky(comments[:3], "author") is None
 
 
 def test_review_requests_skip_requested_reviewed_author_and_foreign_teams() -> None:
     info = github.parse_pull(pull(1, author="carol", requested_reviewers=["dave"], requested_teams=["qa"]))
     reviews = [Review(1, "Erin", "COMMENTED", "x")]
-    users, teams = github.review_requests(
+    users, teams = check_report.review_requests(
         ["carol", "dave", "erin", "frank", "octo-org/qa", "octo-org/compliance", "other-org/sec", "frank"],
         info, reviews, "octo-org")
     assert users == ["frank"]
@@ -294,11 +295,11 @@ def test_review_requests_skip_requested_reviewed_author_and_foreign_teams() -> N
 
 
 def test_next_link() -> None:
-    assert github.next_link({"link": '<https://api.github.com/x?page=2>; rel="next", '
+    assert github_parse.next_link({"link": '<https://api.github.com/x?page=2>; rel="next", '
                                      '<https://api.github.com/x?page=5>; rel="last"'}) == (
         "https://api.github.com/x?page=2")
-    assert github.next_link({"link": '<https://api.github.com/x?page=1>; rel="prev"'}) is None
-    assert github.next_link({}) is None
+    assert github_parse.next_link({"link": '<https://api.github.com/x?page=1>; rel="prev"'}) is None
+    assert github_parse.next_link({}) is None
 
 
 def test_fork_detection() -> None:
@@ -308,12 +309,12 @@ def test_fork_detection() -> None:
 
 def test_teams_are_only_read_once_someone_reviewed() -> None:
     needed = {"acme/qa"}
-    assert github.teams_to_read(needed, [], "carol", False) == set()
-    assert github.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", False) == set()
-    assert github.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", True) == needed
-    assert github.teams_to_read(needed, [Review(1, "dan", "COMMENTED", "x")], "carol", False) == set()
+    assert check.teams_to_read(needed, [], "carol", False) == set()
+    assert check.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", False) == set()
+    assert check.teams_to_read(needed, [Review(1, "carol", "APPROVED", "x")], "carol", True) == needed
+    assert check.teams_to_read(needed, [Review(1, "dan", "COMMENTED", "x")], "carol", False) == set()
     requested = [Review(1, "dan", "CHANGES_REQUESTED", "x")]
-    assert github.teams_to_read(needed, requested, "carol", False) == needed
+    assert check.teams_to_read(needed, requested, "carol", False) == needed
 
 
 # --- merged pulls (the `apply` port) --------------------------------------------------------------------
@@ -508,7 +509,7 @@ def test_the_sticky_comment_is_found_on_page_three(rsps: responses.RequestsMock)
     chatter = [comment(i, f"comment {i}", login=f"user{i}", kind="User", association="NONE")
                for i in range(1, 231)]
     gh.pages("/issues/1/comments", [*chatter, comment(999, render.MARKER + "\nold report")])
-    found = github.find_sticky(client().comments(1), "author")
+    found = check_report.find_sticky(client().comments(1), "author")
     assert found is not None and found.id == 999
     assert len(rsps.calls) == 3
 
@@ -536,7 +537,7 @@ def test_enterprise_server_pagination_stays_on_the_enterprise_host() -> None:
 def test_review_requests_are_case_insensitive_and_never_the_author() -> None:
     info = github.parse_pull(pull(1, author="Carol", requested_reviewers=["Dave"]))
     reviews = [Review(1, "ERIN", "APPROVED", "x")]
-    users, teams = github.review_requests(
+    users, teams = check_report.review_requests(
         ["carol", "CAROL", "dave", "erin", "Frank", "frank", "@octo-org/QA", "octo-org/qa"], info, reviews,
         "Octo-Org")
     assert users == ["Frank"]
@@ -573,17 +574,17 @@ def test_the_last_base_change_comes_from_the_issue_events() -> None:
               issue_event(2, "base_ref_changed", "eve", "2026-11-20T10:00:00Z"),
               issue_event(3, "automatic_base_change_succeeded", "ghost", "2026-11-20T12:00:00Z"),
               issue_event(4, "head_ref_force_pushed", "eve", "2026-11-20T13:00:00Z")]
-    assert github.base_changed_at(events[:2]) == "2026-11-20T10:00:00Z"
-    assert github.base_changed_at(events) == "2026-11-20T12:00:00Z"
-    assert github.base_changed_at(events[:1]) is None
+    assert github_parse.base_changed_at(events[:2]) == "2026-11-20T10:00:00Z"
+    assert github_parse.base_changed_at(events) == "2026-11-20T12:00:00Z"
+    assert github_parse.base_changed_at(events[:1]) is None
 
 
 def test_the_last_pushers_are_the_head_commits_accounts_and_later_force_pushers() -> None:
     head = "a" * 40
     commits = [pull_commit("b" * 40, "ann", "ann"),
                pull_commit(head, " Eve", "web-flow", "2026-11-20T10:00:00Z")]
-    assert github.last_pushers(commits, head, []) == {"eve"}
+    assert github_parse.last_pushers(commits, head, []) == {"eve"}
     forced = [issue_event(1, "head_ref_force_pushed", "Mallory", "2026-11-20T11:00:00Z"),
               issue_event(2, "head_ref_force_pushed", "old", "2026-11-20T09:00:00Z")]
-    assert github.last_pushers(commits, head, forced) == {"eve", "mallory"}
-    assert github.last_pushers(commits[:1], head, forced) is None  # the head is not listed: unknown
+    assert github_parse.last_pushers(commits, head, forced) == {"eve", "mallory"}
+    assert github_parse.last_pushers(commits[:1], head, forced) is None  # the head is not listed: unknown

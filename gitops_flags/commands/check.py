@@ -1,8 +1,9 @@
 """`gitops-flags check`: evaluate one pull request on GitHub and report on it.
 
-Flow: PR + files + reviews from the API → policy and CODEOWNERS at the base commit, flag files at base and
-head (local git objects when the checkout has them, else the contents API) → diff → team members the policy
-needs → evaluate → commit status, sticky comment, review requests, annotations, job summary, step outputs.
+Wiring only: the PR, its files and reviews from the API (`github`) → `check.evaluate_current` judges it
+(reading files at commits from the checkout or the contents API, team members and history on demand) →
+`check_report.report` decides the status, the sticky comment and the review requests → this module prints
+the report, writes the job summary and step outputs, and posts it (`github.post_report`) unless --dry-run.
 
 Exit codes: 0 approved or pending (the commit status carries the state), or nothing to do (an event action
 that cannot change the outcome, a closed PR); 1 rejected, invalid or error, or pending with
@@ -11,7 +12,6 @@ that cannot change the outcome, a closed PR); 1 rejected, invalid or error, or p
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +20,14 @@ from pathlib import Path
 
 import click
 
-from .. import actions_env, github, model, notify, render
+from .. import actions_env, check, check_report, github, model, notify, render
 from ..actions_env import ActionsEnv, GroupTarget, PullTarget, Skip
-from ..github import GitHubClient, GitHubError, PullInfo, TooManyFiles, Trees, WriteForbidden
+from ..check_report import CheckReport
+from ..github import GitHubClient, GitHubError, TooManyFiles, WriteForbidden
 from ..inert import echo, echo_command
 from ..problems import GitopsFlagsError, Problem, Severity
 from ..result import Evaluation
-from ..snapshot import Review
+from ..snapshot import PullInfo
 from . import apply as apply_cmd
 
 ClientFactory = Callable[[str, str | None, str], GitHubClient]  # (api url, token, owner/name)
@@ -81,17 +82,22 @@ def run(options: Options, env: ActionsEnv, make_client: ClientFactory) -> int:
         echo(f"gitops-flags: nothing to do (pull request #{number} is closed)")
         return 0
     reviews = client.reviews(number)
-    checkout = options.checkout or Path(env.workspace or ".")
-    trees = Trees(client, checkout)
+    source = github.PullSource(client, options.checkout or Path(env.workspace or "."))
     try:
-        files = client.files(pull)
-        evaluation = github.evaluate_current(client, pull, files, reviews, trees, options.config)
+        changed = github.changed_paths(client.files(pull))
+        evaluation = check.evaluate_current(pull, changed, reviews, source, options.config)
     except TooManyFiles as exc:
         evaluation = Evaluation("error", message=str(exc))
     finally:
-        trees.close()
+        source.close()
     links = render.Links(env.server_url, repository, pull.head_sha, env.run_url(repository))
-    return report(client, pull, reviews, evaluation, links, env, options)
+    # A PR without comments has no sticky comment: skip the list (the first run then stays at 6 requests
+    # with its review request).
+    comments = client.comments(pull.number) if pull.comments != 0 else []
+    sticky = check_report.find_sticky(comments, pull.author)
+    result = check_report.report(evaluation, pull, reviews, client.owner, links, sticky,
+                                 options.fail_on_pending)
+    return show(client, pull, result, env, options)
 
 
 def _target(options: Options, env: ActionsEnv) -> tuple[str, int] | GroupTarget | Skip:
@@ -160,30 +166,6 @@ def run_group(options: Options, env: ActionsEnv, make_client: ClientFactory, gro
     return 0 if state == "success" else 1
 
 
-def exit_code(evaluation: Evaluation, fail_on_pending: bool) -> int:
-    if evaluation.verdict == "approved":
-        return 0
-    if evaluation.verdict == "pending":
-        return 1 if fail_on_pending else 0
-    return 1
-
-
-def outputs(evaluation: Evaluation) -> dict[str, str]:
-    data = evaluation.to_json()["changes"]
-    changes_json = json.dumps(data, separators=(",", ":"))
-    if len(changes_json) > 256 * 1024:  # step outputs share a 1 MB budget per job: keep the identities
-        data = [{k: c[k] for k in ("kind", "key", "environment", "change_type", "verdict")} for c in data]
-        changes_json = json.dumps(data, separators=(",", ":"))
-    pending = [
-        {"change": c.change.ident(), "step": s.id, "role": s.role, "awaited": list(s.awaited)}
-        for c in evaluation.changes
-        for s in c.steps
-        if s.state == "pending"
-    ]
-    return {"verdict": evaluation.verdict, "changes": changes_json,
-            "pending-steps": json.dumps(pending, separators=(",", ":"))}
-
-
 def _log(text: str, env: ActionsEnv) -> None:
     """Print text that quotes the PR: no line of it is a workflow command (`inert`)."""
     echo(text, nl=False)
@@ -194,61 +176,40 @@ def _annotate(message: str, severity: Severity, title: str, env: ActionsEnv) -> 
         echo_command(render.annotation(Problem("", None, None, message, severity, title)))
 
 
-def report(client: GitHubClient, pull: PullInfo, reviews: list[Review], evaluation: Evaluation,
-           links: render.Links, env: ActionsEnv, options: Options) -> int:
-    context = f"gitops-flags: {pull.base_ref}"
-    state, description = render.status_state(evaluation), render.status_description(evaluation)
-    _log(render.plan_text(evaluation), env)
+def show(client: GitHubClient, pull: PullInfo, result: CheckReport, env: ActionsEnv, options: Options) -> int:
+    """Print the report, write the step outputs and the job summary, and post it (or, on a dry run, print
+    what would be posted)."""
+    _log(result.text(), env)
     if env.in_actions:
-        for line in render.annotations(evaluation.problems):
+        for line in render.annotations(result.evaluation.problems):
             echo_command(line)
-    summary = render.job_summary(evaluation, links)
-    actions_env.write_outputs(env.output_path, outputs(evaluation))
-
-    # A PR without comments has no sticky comment: skip the list (the first run then stays at 6 requests
-    # with its review request).
-    comments = client.comments(pull.number) if pull.comments != 0 else []
-    sticky = github.find_sticky(comments, pull.author)
-    previous = render.parse_digest(sticky.body) if sticky else None
-    body = render.comment_markdown(evaluation, previous=previous, links=links)
-    unchanged = previous is not None and previous == render.digest(evaluation, links)
-    worth_a_comment = bool(evaluation.changes or evaluation.problems or evaluation.verdict != "approved")
-    users, teams = github.review_requests(render.awaited(evaluation), pull, reviews, client.owner)
-    if pull.draft and (users or teams):  # `ready_for_review` runs the check again and asks then
-        echo(f"gitops-flags: draft pull request: reviews from {', '.join([*users, *teams])} are "
-                   "requested once it is ready for review")
-        users, teams = [], []
-
+    summary = result.summary()
+    actions_env.write_outputs(env.output_path, result.outputs())
+    if result.deferred:
+        echo(f"gitops-flags: draft pull request: reviews from {', '.join(result.deferred)} are "
+             "requested once it is ready for review")
     if options.dry_run:
-        echo(f"--- commit status ({context}) on {pull.head_sha[:12]}: {state}: {description}")
-        action = ("unchanged, not edited" if unchanged else f"edit comment {sticky.id}") if sticky else (
-            "create" if worth_a_comment else "none (nothing to report)")
-        echo(f"--- sticky comment: {action}")
-        _log(body, env)
-        echo(f"--- review requests: users {users or '-'}, teams {teams or '-'}")
+        echo(f"--- commit status ({result.context}) on {result.head_sha[:12]}: {result.state}: "
+             f"{result.description}")
+        echo(f"--- sticky comment: {result.comment_plan()}")
+        _log(result.comment, env)
+        echo(f"--- review requests: users {list(result.users) or '-'}, teams {list(result.teams) or '-'}")
         actions_env.append_summary(env.summary_path, summary)
-        return exit_code(evaluation, options.fail_on_pending)
-
+        return result.exit_code
     try:
-        client.create_status(pull.head_sha, state, description, context, links.run_url)
-        if sticky is None and worth_a_comment:
-            client.create_comment(pull.number, body)
-        elif sticky is not None and not unchanged:
-            client.edit_comment(sticky.id, body)
-        if users or teams:
-            warning = client.request_reviewers(pull.number, users, teams)
-            if warning:
-                echo(f"warning: {warning}", err=True)
-                _annotate(warning, "warning", "review-request", env)
+        warning = github.post_report(client, result)
+        if warning:
+            echo(f"warning: {warning}", err=True)
+            _annotate(warning, "warning", "review-request", env)
     except GitHubError as exc:  # the report could not be posted: the job summary gets it all
         help_text = _write_help(exc, pull, env)
-        warning = f"> [!WARNING]\n> {render.escape_md(help_text, 2000)}\n\n"
-        actions_env.append_summary(env.summary_path, warning + summary)
+        notice = f"> [!WARNING]\n> {render.escape_md(help_text, 2000)}\n\n"
+        actions_env.append_summary(env.summary_path, notice + summary)
         echo(f"error: {help_text}", err=True)
         _annotate(help_text, "error", "cannot-report", env)
         return 2
     actions_env.append_summary(env.summary_path, summary)
-    return exit_code(evaluation, options.fail_on_pending)
+    return result.exit_code
 
 
 def _write_help(exc: GitHubError, pull: PullInfo, env: ActionsEnv) -> str:
