@@ -4,7 +4,8 @@ For PRs that change 1, 50 and 300 flags (each flag toggled in production under t
 policy), with a local checkout holding the base and head commits:
   - "opened": a fresh PR (no comments yet, nobody requested): status, comment and a review request;
   - "no reviews": a later run, the sticky comment exists and is unchanged (no team lookups);
-  - "1 approval": a manager approved (the policy's teams are read, the comment is edited).
+  - "1 approval": a manager approved (the policy's teams, the PR's issue events and the base branch's head
+    are read, the comment is edited).
 Wall time covers the whole command: API calls (mocked, PyGithub's pauses off), reading git objects,
 diff, evaluation, rendering. The last line measures one run with PyGithub's production pauses on.
 
@@ -88,7 +89,9 @@ def one_run(root: Path, base: str, head: str, paths: list[str], approved: bool, 
         data = fx.pull(5, base_sha=base, head_sha=head, changed_files=len(paths),
                        requested_teams=[] if fresh else ["eng-managers"], comments=0 if fresh else 1)
         gh.pull(data, files=[fx.file_entry(p) for p in paths], reviews=reviews,
-                comments=[] if fresh else [fx.comment(900, sticky(root, base, head, paths))])
+                comments=[] if fresh else [fx.comment(900, sticky(root, base, head, paths))], events=[])
+        # read once a review counts: the base branch's head (has its policy moved since the PR's base?)
+        gh.get("/git/ref/heads/main", fx.example("git--get-ref", object={"sha": base, "type": "commit"}))
         gh.writes(5, head, comment_id=900)
         gh.team("acme", "eng-managers", ["mia"])
         gh.team("acme", "web", ["mia"])
