@@ -96,6 +96,7 @@ def rollout_gantt(plan: RolloutPlan, key: str, environment: str) -> str:
         "  dateFormat YYYY-MM-DDTHH:mm",
         "  axisFormat " + ("%b %-d %H:%M" if plan.start_at else "day %-j %H:%M"),
         "  todayMarker off",
+        f"  tickInterval {tick_interval(minutes * len(plan.percentages()))}",
         f"  section {gantt_text(environment, 40)}",
     ]
     stages = plan.percentages()
@@ -106,8 +107,21 @@ def rollout_gantt(plan: RolloutPlan, key: str, environment: str) -> str:
         if i == len(stages) - 1 and pct == 100:
             lines.append(f"  100% reached :milestone, s{i}, {at}, 0m")
         else:
-            lines.append(f"  {pct}% :s{i}, {at}, {minutes}m")
+            # "at 5%", not "5%": Mermaid's gantt lexer reads a line whose second character is `%` as a
+            # comment, so a one-digit stage would vanish from the picture
+            lines.append(f"  at {pct}% :s{i}, {at}, {minutes}m")
     return "\n".join(lines)
+
+
+_TICKS = [(15, "15minute"), (30, "30minute"), (60, "1hour"), (120, "2hour"), (180, "3hour"), (240, "4hour"),
+          (360, "6hour"), (720, "12hour"), (1440, "1day"), (2880, "2day"), (10080, "1week")]
+
+
+def tick_interval(span_minutes: int) -> str:
+    """At most about seven labelled ticks along the axis: left to itself Mermaid ticks every hour of a
+    16-hour plan, and the labels overlap."""
+    wanted = span_minutes / 7
+    return next((name for minutes, name in _TICKS if minutes >= wanted), f"{-(-int(wanted) // 10080)}week")
 
 
 def fence(source: str) -> str:

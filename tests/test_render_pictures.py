@@ -120,9 +120,27 @@ def test_rollout_summary_shows_every_stage_the_delay_the_start_and_the_gate() ->
     assert ("Gate before every stage after the first: HTTP GET `https://status.example.com/checkout` must "
             "answer 200 with `data.error_rate` &lt;= 0.02. A failed gate rolls back to 0%.") in rollouts
     [gantt] = [b for b in mermaid_blocks(body) if b.startswith("gantt")]
-    assert [line.split(":")[0].strip() for line in gantt.splitlines() if re.match(r"\s+\d+%", line)] == [
-        "5%", "25%", "50%", "75%", "100% reached"]
+    names = [line.split(":")[0].strip() for line in gantt.splitlines() if re.match(r"\s+(at )?\d+%", line)]
+    assert names == ["at 5%", "at 25%", "at 50%", "at 75%", "100% reached"]
     assert gantt.count("gate :milestone") == 4
+    assert "  tickInterval 2hour" in gantt.splitlines()  # 10h over 5 stages: a label every 2h
+
+
+@pytest.mark.parametrize("stages", [[1, 5, 9, 100], [5, 25, 50, 75, 100], [1, 2, 3]])
+def test_no_gantt_line_is_one_mermaid_reads_as_a_comment(stages: list[int]) -> None:
+    """Mermaid's gantt lexer takes a line whose second character is `%` (after leading blanks) for a
+    comment (`[^}]%%*[^\n]*`): a task named "5%" would be parsed, accepted and never drawn."""
+    plan = RolloutPlan.model_validate({**PLAN, "stages": stages})
+    gantt = mermaid.rollout_gantt(plan, "flag", "production")
+    assert not [line for line in gantt.splitlines() if re.match(r"\s*[^}\s]%", line)]
+    tasks = [line for line in gantt.splitlines() if re.search(r":(milestone, )?s\d+,", line)]
+    assert len(tasks) == len(stages)
+
+
+@pytest.mark.parametrize(("span", "interval"), [(60, "15minute"), (480, "2hour"), (960, "3hour"),
+                                                (7200, "1day"), (30_000, "1week"), (200_000, "3week")])
+def test_gantt_ticks_are_at_most_about_seven(span: int, interval: str) -> None:
+    assert mermaid.tick_interval(span) == interval
 
 
 def test_a_changed_plan_says_what_it_replaces() -> None:
