@@ -54,10 +54,17 @@ shoot() {  # shoot NAME WIDTH
   echo "$out/$1.png (${2}x$height)"
 }
 
-comment() {  # comment NAME BASE HEAD PULL.json
-  gitops-flags plan -C "$repo" --base "$2" --head "$3" --pull "$4" --format markdown >"$work/$1.md" || true
-  "$python" "$here/docs/screenshots.py" comment "$work/$1.md" "$work/$1.html" --mermaid "$mermaid_js"
-  shoot "$1" 834
+comment() {  # comment NAME BASE HEAD PULL.json VERDICT CHANGE… (what the comment must show, or no picture)
+  local name=$1 base=$2 head=$3 snapshot=$4 verdict=$5 want
+  shift 5
+  gitops-flags plan -C "$repo" --base "$base" --head "$head" --pull "$snapshot" --format markdown \
+    >"$work/$name.md" || true
+  for want in "gitops-flags: $verdict" "$@"; do
+    grep -qF -- "$want" "$work/$name.md" || {
+      echo "screenshots.sh: $name: the comment lacks '$want' (has the bundled example changed?)" >&2; exit 1; }
+  done
+  "$python" "$here/docs/screenshots.py" comment "$work/$name.md" "$work/$name.html" --mermaid "$mermaid_js"
+  shoot "$name" 834
 }
 
 pull() {  # pull HEAD AUTHOR [LOGIN:STATE …] > snapshot (the teams are the example's)
@@ -93,9 +100,9 @@ sed -i '0,/^    enabled: false$/s//    enabled: true/' "$repo/flags/legacy_expor
 git commit -qam "Roll out search autocomplete; legacy export back on in staging"
 head=$(git rev-parse HEAD)
 pull "$head" alice sam:APPROVED >"$work/pending.json"
-comment pr-pending main "$head" "$work/pending.json"
+comment pr-pending main "$head" "$work/pending.json" pending '`search_autocomplete` · `production` — rollout' 'legacy_export · staging — toggle, approved'
 pull "$head" alice alice:APPROVED maria:APPROVED quinn:APPROVED sam:APPROVED >"$work/approved.json"
-comment pr-approved main "$head" "$work/approved.json"
+comment pr-approved main "$head" "$work/approved.json" approved "2 approved changes"
 
 # A rollout change: new_checkout_flow starts at 1% and waits 4h per stage; the manager has approved.
 git switch -q -c dana/checkout-slower main
@@ -104,7 +111,7 @@ sed -i 's/      stages: \[5, 25, 50, 75, 100\]/      stages: [1, 5, 25, 50, 100]
 git commit -qam "Slower new checkout rollout: from 1%, 4h per stage"
 head=$(git rev-parse HEAD)
 pull "$head" dana maria:APPROVED >"$work/rollout.json"
-comment pr-rollout main "$head" "$work/rollout.json"
+comment pr-rollout main "$head" "$work/rollout.json" pending "1/5/25/50/100%" "Gate before every stage"
 
 # Rejected: express pay back on in production; QA asks for changes.
 git switch -q -c dana/express-pay-on main
@@ -112,7 +119,7 @@ sed -i 's/^    enabled: false  .*$/    enabled: true\n    default_variant: "on"/
 git commit -qam "Express pay back on in production"
 head=$(git rev-parse HEAD)
 pull "$head" dana maria:APPROVED quinn:CHANGES_REQUESTED >"$work/rejected.json"
-comment pr-rejected main "$head" "$work/rejected.json"
+comment pr-rejected main "$head" "$work/rejected.json" rejected "changes requested"
 
 # The on-call view: what is served after the demo's rollouts (one completed, one rolled back by its gate).
 GITOPS_FLAGS_DEMO_DIR=$work/demo bash "$here/examples/demo.sh" >"$work/demo.log" 2>&1
@@ -123,5 +130,8 @@ GITOPS_FLAGS_DEMO_DIR=$work/demo bash "$here/examples/demo.sh" >"$work/demo.log"
     (cd "$work/demo" && gitops-flags "$@" 2>/dev/null)  # stderr: the demo store is not sealed
   done
 } >"$work/status.txt"
+grep -q "completed" "$work/status.txt" && grep -q "rolled_back" "$work/status.txt" || {
+  echo "screenshots.sh: the demo's status lacks a completed and a rolled-back rollout (see $work/demo.log)" >&2
+  trap - EXIT; exit 1; }
 "$python" "$here/docs/screenshots.py" terminal "$work/status.txt" "$work/status.html"
 shoot status 992
