@@ -223,3 +223,16 @@ def test_hostile_pictures_parse_as_the_diagram_we_wrote() -> None:
 def test_the_parser_check_can_fail() -> None:
     [result] = mermaid_parse(['flowchart LR\n  a["x"]] --> b'])
     assert not result["ok"] and "Parse error" in result["error"]
+
+
+@pytest.mark.parametrize(("stages", "gated"), [([1, 5, 25, 50, 100], True), ([5, 25, 50, 75, 100], False),
+                                               ([2, 3, 9], True)])
+def test_mermaid_draws_every_stage_and_gate(stages: list[int], gated: bool) -> None:
+    plan = RolloutPlan.model_validate({**PLAN, "stages": stages} if gated else
+                                      {"variant": "on", "stages": stages, "stage_delay": "2h"})
+    [result] = mermaid_parse([mermaid.rollout_gantt(plan, "flag", "production")])
+    expected = []
+    for i, pct in enumerate(stages):
+        expected += ["gate"] * (gated and i > 0)
+        expected.append("100% reached" if pct == 100 and i == len(stages) - 1 else f"at {pct}%")
+    assert result["tasks"] == expected
