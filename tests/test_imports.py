@@ -43,10 +43,13 @@ def test_validate_imports_only_what_validating_needs() -> None:
         "gitops_flags.commands.validate",
         "gitops_flags.egress",  # the gate rules: stdlib only (ipaddress, socket, urllib.parse)
         "gitops_flags.inert",  # the one printer: no line of repository text is a workflow command
-        "gitops_flags.loader", "gitops_flags.model", "gitops_flags.parallel", "gitops_flags.problems",
+        "gitops_flags.loader", "gitops_flags.model", "gitops_flags.problems",
         "gitops_flags.safe_schema",  # schemas from PRs evaluated safely: RE2 (loaded lazily), step budget
         "gitops_flags.semantics",  # one meaning of a condition and the kill switch on every engine
         "gitops_flags.tree", "gitops_flags.validate",
+        *(f"gitops_flags.validate.{m}" for m in (
+            "files", "flag_files", "flags", "json_values", "model_errors", "parallel", "paths", "policy",
+            "report", "run", "salvage", "schemas")),
     ]
     assert [m for m in HEAVY if m in modules] == []
 

@@ -10,9 +10,8 @@ import pytest
 from test_cli_validate import POLICY
 from test_cli_validate import run as output
 
-from gitops_flags import parallel
 from gitops_flags.tree import DirTree
-from gitops_flags.validate import read_policy, validate_tree
+from gitops_flags.validate import parallel, read_policy, validate_tree
 
 SCHEMA = """\
 name: limits

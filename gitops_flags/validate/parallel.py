@@ -1,5 +1,5 @@
 """Checking flag files on every core: contiguous slices of the file list go to forked worker processes,
-which return each slice's problems and cross-file facts (`validate.FlagChunk`), never documents or models.
+which return each slice's problems and cross-file facts (`FlagChunk`), never documents or models.
 
 A pool costs about as much to start as checking a few hundred files, so smaller runs stay in this process
 (`SERIAL_BELOW`, from `benchmarks/validate.py --crossover`). Workers are forked, so they inherit the
@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .tree import DirTree
-from .validate import FlagChunk, FlagRun, check_flag_files
+from ..tree import DirTree
+from .flag_files import FlagChunk, FlagRun, check_flag_files
 
 SERIAL_BELOW = 400  # files; below this a pool costs more than it saves (measured on 2 cores)
 SLICES_PER_WORKER = 4  # a few slices each, so that one slow slice does not leave a core idle
