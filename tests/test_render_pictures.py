@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from gitops_flags import mermaid, render
+from gitops_flags import render
 from gitops_flags.changes import Change
 from gitops_flags.model import RolloutPlan
+from gitops_flags.render import mermaid
 from gitops_flags.result import ChangeResult, Evaluation, StepResult
 
 MERMAID_DIR = Path(__file__).parent / "mermaid"

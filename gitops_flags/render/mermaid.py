@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .model import RolloutPlan
-from .result import StepResult
+from ..model import RolloutPlan
+from ..result import StepResult
 
 _FLOW_SAFE = re.compile(r"[A-Za-z0-9 _.,-]")
 _GANTT_UNSAFE = re.compile(r"[^A-Za-z0-9 _./-]")
