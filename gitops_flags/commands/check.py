@@ -135,7 +135,7 @@ def run_group(options: Options, env: ActionsEnv, make_client: ClientFactory, gro
     head = github.QUEUE_REF.fullmatch(group.head_ref)
     if head is not None:
         ends[group.head_sha] = int(head["number"])
-    source = github.QueuePulls(client, checkout, chain, ends, options.config)
+    source = github.QueuePulls(client, checkout, chain, ends, options.config, base_ref=group.base_ref)
     try:
         judged = apply_cmd.judge_commits(checkout, group.base_sha, group.head_sha, source,
                                          datetime.now(UTC).replace(microsecond=0))

@@ -98,8 +98,9 @@ class QueuePulls(MergedPulls):
     commit to its PR). Commits after the last entry belong to no PR."""
 
     def __init__(self, client: GitHubClient, checkout: Path | None, chain: Sequence[str],
-                 ends: Mapping[str, int], config: str = POLICY_PATH) -> None:
+                 ends: Mapping[str, int], config: str = POLICY_PATH, *, base_ref: str) -> None:
         super().__init__(client, checkout, config)
+        self.base_ref = base_ref
         self._owner: dict[str, tuple[int, str]] = {}
         waiting: list[str] = []
         for sha in chain:
@@ -116,6 +117,8 @@ class QueuePulls(MergedPulls):
         number, end = owner
         info = self._pulls.get(number) or self.client.pull(number)
         self._pulls[number] = info
-        if info.state != "open":
-            return None  # a queued PR is open until its group lands
+        # A queued PR is open until its group lands, and merges into the group's base: anyone who can push
+        # can create a branch named like a queue entry, naming a PR approved against another base.
+        if info.state != "open" or info.base_ref != self.base_ref:
+            return None
         return MergedPull(info.number, info.html_url, info.author, info.head_sha, info.base_sha or None, end)

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .github_double import GitHubDouble, Pull
+from .github_double import GitHubDouble, Pull, QueueEntry
 
 MAIN = Path(__file__).resolve().parents[2]
 STATUS_HOST = "status.acme.example"
@@ -462,6 +462,14 @@ class Lifecycle:
         payload = self.double.event(event, number)
         return self.actions.run(["check"], event=event_name, payload=payload, ref=f"origin/pull/{number}",
                                 fetch_pulls=True, github_ref=f"refs/pull/{number}/merge",
+                                run_id=next(self.run_ids), **kwargs)
+
+    def check_group(self, entry: QueueEntry, **kwargs: Any) -> Job:
+        """flags-check.yml on `merge_group`: actions/checkout checks out the group's head (GITHUB_SHA) from
+        its temporary branch (GITHUB_REF), with full history."""
+        payload = self.double.merge_group_event(entry)
+        return self.actions.run(["check"], event="merge_group", payload=payload,
+                                ref=f"origin/{self.double.queue_branch(entry)}", github_ref=entry.ref,
                                 run_id=next(self.run_ids), **kwargs)
 
     def apply_job(self, now: str, *, run_id: int | None = None, attempt: int = 1) -> Running:

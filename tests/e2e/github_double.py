@@ -338,6 +338,20 @@ class Pull:
     events: list[IssueEventRec] = field(default_factory=list)  # issues/{n}/events: retargets, force pushes
 
 
+@dataclass
+class QueueEntry:
+    """One PR's entry in a merge queue: the temporary branch `gh-readonly-queue/<base>/pr-<N>-<base sha>`
+    whose head is the group's commit (the base, every PR ahead in the queue, then this PR)."""
+
+    number: int
+    ref: str  # refs/heads/gh-readonly-queue/<base>/pr-<N>-<base_sha>
+    base_ref: str  # the branch, without refs/heads/
+    base_sha: str  # the group's parent commit: the base branch's head the queue was built on
+    head_sha: str  # the group's head: where the required checks run
+    queued_by: str
+    commits: list[str] = field(default_factory=list)  # what this entry adds (a rebase: several)
+
+
 Handler = Callable[..., tuple[int, Any] | tuple[int, Any, dict[str, str]]]
 
 
@@ -358,6 +372,7 @@ class GitHubDouble:
         self.pulls: dict[int, Pull] = {}
         self.comments: dict[int, CommentRec] = {}
         self.statuses: list[StatusRec] = []
+        self.queue: list[QueueEntry] = []  # the merge queue, oldest entry first
         self.external: dict[tuple[str, str], tuple[int, Any]] = {}  # (host, path) → answer
         self.log: list[Recorded] = []
         self.unhandled: list[Recorded] = []
@@ -595,6 +610,77 @@ class GitHubDouble:
             pull.updated_at = when
             pull.events.append(IssueEventRec(self._next_id(), "base_ref_changed", by, when))
 
+    # --- test-side controls: the merge queue ------------------------------------------------------------
+    #
+    # What GitHub's merge queue does (docs.github.com, "Managing a merge queue"; the `merge_group` event in
+    # "Webhook events and payloads" and events/merge_group.checks_requested.json): each queued PR gets an
+    # entry, a temporary branch `gh-readonly-queue/<base>/pr-<N>-<sha>` whose head is the base branch with
+    # every PR ahead of it and then this PR, merged with the queue's method; a `merge_group` event
+    # (`checks_requested`) asks for the required checks on that head; once they pass GitHub fast-forwards
+    # the base branch to it, closes the PRs of the group as merged (`merge_commit_sha`: the entry's commit)
+    # and deletes the temporary branches. The `<sha>` of the name is the group's parent commit
+    # (`merge_group.base_sha`, "the SHA of the merge group's parent commit").
+
+    def enqueue(self, *numbers: int, by: str, method: str = "merge") -> list[QueueEntry]:
+        """Add PRs to the queue of their base branch, in order, behind the entries already there. Like an
+        admin, the double does not ask for the PRs' required statuses first."""
+        with self._lock:
+            entries: list[QueueEntry] = []
+            for number in numbers:
+                pull = self.pulls[number]
+                assert pull.state == "open", f"#{number} is {pull.state}"
+                ahead = [e for e in self.queue if e.base_ref == pull.base_ref]
+                base_sha = ahead[0].base_sha if ahead else self.branch_sha(pull.base_ref)
+                parent = ahead[-1].head_sha if ahead else base_sha
+                commits = self._queue_commits(pull, parent, self.user(by).identity, method)
+                ref = f"refs/heads/gh-readonly-queue/{pull.base_ref}/pr-{number}-{base_sha}"
+                self.git.run("update-ref", ref, commits[-1], ZERO_SHA)
+                entry = QueueEntry(number, ref, pull.base_ref, base_sha, commits[-1], by, commits)
+                self.queue.append(entry)
+                entries.append(entry)
+            return entries
+
+    def _queue_commits(self, pull: Pull, parent: str, who: Identity, method: str) -> list[str]:
+        """The commits an entry adds on `parent` with the queue's merge method."""
+        when = self.clock.tick()
+        if method == "rebase":
+            return self._replay(pull, parent, who, when)
+        out = self.git.run("merge-tree", "--write-tree", parent, pull.head_sha, ok=(0, 1))
+        if "CONFLICT" in out:  # GitHub removes the PR from the queue
+            raise ApiError(422, f"#{pull.number} conflicts with the pull requests ahead of it in the queue")
+        tree = out.split()[0]
+        if method == "squash":
+            author = self.user(pull.author).identity
+            return [self.git.commit_tree(tree, [parent], f"{pull.title} (#{pull.number})\n", author, who,
+                                         when)]
+        message = f"Merge pull request #{pull.number} from {self.owner}/{pull.head_ref}\n\n{pull.title}\n"
+        return [self.git.commit_tree(tree, [parent, pull.head_sha], message, who, who, when)]
+
+    def land(self, entry: QueueEntry, by: str, admin: bool = False) -> str:
+        """The group's required check passed (or an admin bypasses it): the base branch is fast-forwarded
+        to the entry's head, and its PR and every PR ahead of it are merged by their entry's commits."""
+        with self._lock:
+            context = f"gitops-flags: {entry.base_ref}"
+            last = [s for s in self.statuses if s.sha == entry.head_sha and s.context == context]
+            if not admin and (not last or last[-1].state != "success"):
+                raise ApiError(405, f"Required status check \"{context}\" has not succeeded on the group")
+            tip = self.branch_sha(entry.base_ref)
+            assert self.git.is_ancestor(tip, entry.head_sha), "the base moved: GitHub rebuilds the queue"
+            self.git.run("update-ref", f"refs/heads/{entry.base_ref}", entry.head_sha, tip)
+            when = iso(self.clock.tick())
+            group = self.queue[: self.queue.index(entry) + 1]
+            for landed in group:
+                pull = self.pulls[landed.number]
+                pull.merged, pull.state, pull.merged_by = True, "closed", by
+                pull.merged_at = pull.closed_at = pull.updated_at = when
+                pull.merge_commit_sha, pull.landed = landed.commits[-1], list(landed.commits)
+                self.git.run("update-ref", "-d", landed.ref)
+                self.queue.remove(landed)
+            return entry.head_sha
+
+    def queue_branch(self, entry: QueueEntry) -> str:
+        return entry.ref.removeprefix("refs/heads/")
+
     # --- test-side controls: faults, other hosts ------------------------------------------------------
 
     def inject(self, method: str, path: str, kind: FaultKind, times: int = 1, retry_after: str = "1",
@@ -646,6 +732,26 @@ class GitHubDouble:
                 payload["review"] = {**self._review_body(pull, review), "state": review.state.lower()}
                 payload["sender"] = self._user_body(review.user)
         payload.update(overrides)
+        return payload
+
+    def merge_group_event(self, entry: QueueEntry) -> dict[str, Any]:
+        """`merge_group` (`checks_requested`): the captured payload (events/merge_group.checks_requested.json,
+        octokit/webhooks' example) with this repository and the entry's group. Its `merge_group` holds only
+        `head_sha`, `head_ref`, `base_sha`, `base_ref` and `head_commit` (GitHub's `merge-group` schema):
+        no PR number but the one in `head_ref`."""
+        payload: dict[str, Any] = self._rebase(load_example("events", "merge_group.checks_requested"))
+        payload["repository"] = self._repo_body()
+        payload["organization"] = self._user_body(self.owner)
+        raw = self.git.run("log", "-1", "--format=%T%x00%an%x00%ae%x00%cn%x00%ce%x00%cI%x00%B",
+                           entry.head_sha)
+        tree, an, ae, cn, ce, date, message = raw.split("\0", 6)
+        group = payload["merge_group"]
+        group.update(head_sha=entry.head_sha, head_ref=entry.ref, base_sha=entry.base_sha,
+                     base_ref=f"refs/heads/{entry.base_ref}")
+        group["head_commit"].update(id=entry.head_sha, tree_id=tree, message=message.rstrip("\n"),
+                                    timestamp=iso(datetime.fromisoformat(date)),
+                                    author={"name": an, "email": ae}, committer={"name": cn, "email": ce})
+        payload["sender"] = self._user_body(entry.queued_by)
         return payload
 
     # --- HTTP ----------------------------------------------------------------------------------------
@@ -774,6 +880,7 @@ class GitHubDouble:
             ("GET", repo + r"/contents(?:/(.*))?", self._contents),
             ("GET", r"/orgs/([^/]+)/teams/([^/]+)/members", self._team_members),
             ("GET", repo + r"/git/ref/(.+)", self._get_ref),
+            ("GET", repo + r"/git/matching-refs/(.+)", self._matching_refs),
             ("PATCH", repo + r"/git/refs/(.+)", self._update_ref),
             ("POST", repo + r"/git/refs", self._create_ref),
             ("GET", repo + r"/git/commits/([0-9a-f]{40})", self._get_commit),
@@ -1009,6 +1116,14 @@ class GitHubDouble:
         if sha is None:
             raise ApiError(404, "Not Found", "https://docs.github.com/rest/git/refs#get-a-reference")
         return 200, self._ref_body(f"refs/{ref}", sha)
+
+    def _matching_refs(self, req: _Req, prefix: str) -> tuple[int, Any, dict[str, str]]:
+        """git/list-matching-refs: the refs whose full name starts with `refs/<prefix>` (a plain prefix, not
+        whole path components), `[]` when none; each in the `git-ref` shape."""
+        listing = self.git.run("for-each-ref", "--format=%(refname)%00%(objectname)", "refs/")
+        rows = [line.split("\0") for line in listing.splitlines() if line]
+        found = [self._ref_body(ref, sha) for ref, sha in sorted(rows) if ref.startswith(f"refs/{prefix}")]
+        return self._paged(req, found)
 
     def _update_ref(self, req: _Req, ref: str) -> tuple[int, Any]:
         data = req.json()

@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gitops_flags.flagd import served_state
 
 from .conftest import T_APPLY, Actions, Lifecycle, StoreFiles, replace_once
-from .github_double import GitHubDouble
+from .github_double import ApiError, GitHubDouble
 
 T_LATER = "2026-11-24T11:00:00Z"
 ONBOARDING = "flags/onboarding_tour.yaml"
@@ -228,3 +230,178 @@ def test_route4_a_policy_tightened_after_the_pr_was_opened_binds_it(
     double.merge(legit.number, "mira")
     lc.apply("2026-11-24T13:00:00Z")
     assert all(r["outcome"] == "applied" for r in lines(lc.read_store(), legit.number))
+
+
+# --- the merge queue ----------------------------------------------------------------------------------
+# GitHub's queue (tests/e2e/github_double.py, `enqueue`/`land`): each queued PR gets a temporary branch
+# `gh-readonly-queue/main/pr-<N>-<sha>` whose head is main plus every PR ahead of it plus this one, and a
+# `merge_group` event; `check` posts the required status on that head; landing fast-forwards main.
+
+LEGACY = "flags/legacy_export.yaml"
+
+
+def queue_status(double: GitHubDouble, sha: str) -> tuple[str, str]:
+    status = last_status(double, sha)
+    assert status.context == "gitops-flags: main", status
+    return status.state, status.description
+
+
+def test_queue_a_group_with_an_unapproved_pr_is_not_success_and_is_never_served(
+        double: GitHubDouble, actions: Actions, tmp_path: Path) -> None:
+    """#1 (approved) and #2 (two changes, no approval) are queued together. The group that holds #2 fails
+    its required check; an admin lands it anyway: #1 is served, neither change of #2 is."""
+    lc = started(double, actions, tmp_path)
+    tour = replace_once(main_text(double, ONBOARDING), "  staging:\n    enabled: true",
+                        "  staging:\n    enabled: false")
+    one = double.open_pull("alice", "alice/quiet-tour", {ONBOARDING: tour}, "Quiet tour in staging")
+    approve(double, one.number, "wendy")  # a code owner: all a staging change needs
+    dark = replace_once(main_text(double, DARK), "  production:\n    enabled: true",
+                        "  production:\n    enabled: false")
+    legacy = replace_once(main_text(double, LEGACY), "  staging:\n    enabled: false",
+                          "  staging:\n    enabled: true")
+    two = double.open_pull("alice", "alice/tidy", {DARK: dark, LEGACY: legacy}, "Tidy up")
+    before = lc.read_store()
+
+    first, second = double.enqueue(one.number, two.number, by="pat")
+    assert second.base_sha == first.base_sha == double.branch_sha("main")
+    assert double.git.is_ancestor(first.head_sha, second.head_sha)  # #2's group holds #1
+    job = lc.check_group(first)
+    assert job.code == 0, job
+    assert queue_status(double, first.head_sha) == ("success", "the group (#1) would apply as approved")
+    job = lc.check_group(second)
+    assert job.code == 1, job
+    state, description = queue_status(double, second.head_sha)
+    assert state == "failure" and description.startswith("2 change(s) would not be applied"), description
+    assert "PR #2" in description
+    with pytest.raises(ApiError):  # GitHub does not land a group whose required check failed
+        double.land(second, "pat")
+
+    double.land(second, "pat", admin=True)  # an admin bypass
+    assert (one.merged, two.merged) == (True, True)
+    assert (one.merge_commit_sha, two.merge_commit_sha) == (first.head_sha, second.head_sha)
+    job = lc.apply(T_LATER)
+    assert job.code == 1, job
+    after = lc.read_store()
+    assert after.flag("production", "dark_mode") == before.flag("production", "dark_mode")
+    assert after.flag("staging", "legacy_export") == before.flag("staging", "legacy_export")
+    assert after.flag("staging", "onboarding_tour") != before.flag("staging", "onboarding_tour")
+    blocked = lines(after, two.number)
+    assert {(r["key"], r["environment"]) for r in blocked} >= {("dark_mode", "production"),
+                                                                ("legacy_export", "staging")}
+    assert all(r["outcome"] == "blocked" and r["merge_commit"] == second.head_sha for r in blocked)
+    assert all(r["outcome"] == "applied" for r in lines(after, one.number))
+    comment = apply_comment(double, two.number)
+    assert "blocked" in comment and "dark_mode" in comment and "legacy_export" in comment
+
+
+def test_queue_a_group_whose_merge_is_not_the_approved_head_is_blocked(
+        double: GitHubDouble, actions: Actions, tmp_path: Path) -> None:
+    """#2 is approved for dark mode off in production. #1, ahead of it in the queue, edits the same file
+    (approved too). In the group #2's file holds both edits: not the file #2's reviewers saw."""
+    lc = started(double, actions, tmp_path)
+    text = main_text(double, DARK)
+    staged = replace_once(text, "  staging:\n", "  staging:\n    default_variant: \"off\"\n")
+    one = double.open_pull("alice", "alice/dark-staging", {DARK: staged}, "Dark off in staging")
+    approve(double, one.number, "wendy")
+    off = replace_once(text, "  production:\n    enabled: true", "  production:\n    enabled: false")
+    two = double.open_pull("alice", "alice/dark-off", {DARK: off}, "Dark mode off in production")
+    approve(double, two.number, "mira")  # a manager who owns it: a kill switch needs no QA
+    job = lc.check(two.number, "pull_request_review.submitted")
+    assert job.code == 0, job
+    assert last_status(double, two.head_sha).state == "success"  # approved on its own
+
+    first, second = double.enqueue(one.number, two.number, by="mira")
+    merged = double.read(second.head_sha, DARK)
+    assert merged is not None and merged.decode() not in (staged, off)  # both edits
+    assert lc.check_group(first).code == 0
+    assert queue_status(double, first.head_sha)[0] == "success"
+    job = lc.check_group(second)
+    assert job.code == 1, job
+    state, description = queue_status(double, second.head_sha)
+    assert state == "failure", description
+    assert f"{DARK} as landed at {second.head_sha[:12]} is not the file PR #2 approved" in description
+
+    double.land(first, "mira")  # #1's own group passed: it lands alone
+    double.land(second, "pat", admin=True)  # #2's group is landed anyway
+    job = lc.apply(T_LATER)
+    assert job.code == 1, job
+    store = lc.read_store()
+    assert served_state(store.flag("production", "dark_mode")) == "ENABLED"  # #2 never served
+    assert store.flag("staging", "dark_mode")["defaultVariant"] == "off"  # #1 is
+    audit = [r for r in lines(store, two.number) if r["environment"] == "production"]
+    assert audit and all(r["outcome"] == "blocked" for r in audit)
+    assert "is not the file PR #2 approved" in audit[0]["reason"]
+
+
+@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
+def test_queue_two_approved_prs_land_together(
+        double: GitHubDouble, actions: Actions, tmp_path: Path, method: str) -> None:
+    """The legitimate path, with each merge method a queue can use: the group's status is success, apply
+    serves both PRs and its audit names each."""
+    lc = started(double, actions, tmp_path)
+    off = replace_once(main_text(double, DARK), "  production:\n    enabled: true",
+                       "  production:\n    enabled: false")
+    one = double.open_pull("alice", "alice/dark-off", {DARK: off}, "Dark mode off in production")
+    approve(double, one.number, "mira")
+    tour = replace_once(main_text(double, ONBOARDING), "  staging:\n    enabled: true",
+                        "  staging:\n    enabled: false")
+    two = double.open_pull("alice", "alice/quiet-tour", {ONBOARDING: tour}, "Quiet tour in staging")
+    approve(double, two.number, "wendy")
+
+    _, second = double.enqueue(one.number, two.number, by="mira", method=method)
+    job = lc.check_group(second)
+    assert job.code == 0, job
+    assert queue_status(double, second.head_sha) == ("success", "the group (#1, #2) would apply as approved")
+    double.land(second, "mira")
+    assert double.branch_sha("main") == second.head_sha
+    assert not double.git.run("for-each-ref", "refs/heads/gh-readonly-queue/").strip()  # branches deleted
+
+    job = lc.apply(T_LATER)
+    assert job.code == 0, job
+    store = lc.read_store()
+    assert served_state(store.flag("production", "dark_mode")) == "DISABLED"
+    assert served_state(store.flag("staging", "onboarding_tour")) == "DISABLED"
+    by_pr = {r["pr"]: r for r in store.audit() if r.get("pr") in (one.number, two.number)}
+    assert set(by_pr) == {one.number, two.number}
+    assert all(r["outcome"] == "applied" and r["approval"] == "verified" for r in by_pr.values())
+    assert by_pr[one.number]["approvers"]["manager"] == ["mira"]
+    assert by_pr[two.number]["approvers"] == {"owner": ["wendy"]}
+    assert by_pr[two.number]["merge_commit"] == second.head_sha
+
+
+def test_queue_a_forged_queue_branch_cannot_lend_another_bases_approvals(
+        double: GitHubDouble, actions: Actions, tmp_path: Path) -> None:
+    """Anyone who can push may create a branch named like a queue entry (GitHub does not reserve the
+    `gh-readonly-queue/` prefix). The attacker queues #1 (dark mode off in production, unapproved) ahead
+    of an approved #3, and points a forged `gh-readonly-queue/main/pr-2-…` at #1's entry: #2 carries the
+    same file into the unprotected branch `evil` (where it is only a description edit) and is approved
+    there. The group's check must not judge #1's commit as #2's."""
+    lc = started(double, actions, tmp_path)
+    off = replace_once(main_text(double, DARK), "  production:\n    enabled: true",
+                       "  production:\n    enabled: false")
+    reworded = replace_once(off, "description: ", "description: (reworded) ")
+    sneak = double.open_pull("alice", "alice/sneak", {DARK: reworded}, "Reword")
+    double.commit("evil", {DARK: off}, "off", "alice", parent=double.branch_sha("main"))
+    decoy = double.open_pull("alice", "alice/wording", {DARK: reworded}, "Reword", base_ref="evil")
+    approve(double, decoy.number, "mira", "quinn")  # approved for a description edit on `evil`
+    tour = replace_once(main_text(double, ONBOARDING), "  staging:\n    enabled: true",
+                        "  staging:\n    enabled: false")
+    legit = double.open_pull("alice", "alice/quiet-tour", {ONBOARDING: tour}, "Quiet tour in staging")
+    approve(double, legit.number, "wendy")
+
+    first, last = double.enqueue(sneak.number, legit.number, by="pat")
+    forged = f"refs/heads/gh-readonly-queue/main/pr-{decoy.number}-{first.base_sha}"
+    double.git.run("update-ref", forged, first.head_sha)
+    assert forged > first.ref  # listed after the real entry, so it would win
+    job = lc.check_group(last)
+    assert job.code == 1, job
+    state, description = queue_status(double, last.head_sha)
+    assert state == "failure" and "no merged pull request" in description, description
+
+    double.land(last, "pat", admin=True)
+    job = lc.apply(T_LATER)
+    assert job.code == 1, job
+    store = lc.read_store()
+    assert served_state(store.flag("production", "dark_mode")) == "ENABLED"
+    assert all(r["outcome"] == "blocked" for r in lines(store, sneak.number))
+    assert all(r["outcome"] == "applied" for r in lines(store, legit.number))

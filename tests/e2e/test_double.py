@@ -20,7 +20,7 @@ from gitops_flags.store import open_store
 from gitops_flags.store.github_branch import git_blob_sha
 from gitops_flags.store.state import StoreState
 
-from .github_double import GitHubDouble, load_example, observed_error
+from .github_double import ApiError, GitHubDouble, load_example, observed_error
 
 REPO = "/repos/acme/flags"
 
@@ -283,3 +283,41 @@ def test_commits_are_deterministic(tmp_path: Path) -> None:
             seeded(double)
             shas.append(double.open_pull("alice", "feature", {"flags/b.yaml": "key: b\n"}, "B").head_sha)
     assert shas[0] == shas[1]
+
+
+def test_a_merge_queue_builds_groups_on_temporary_branches_and_lands_by_fast_forward(
+        double: GitHubDouble) -> None:
+    seeded(double)
+    base = double.branch_sha("main")
+    double.open_pull("alice", "one", {"flags/a.yaml": "key: a\n# one\n"}, "One")
+    double.open_pull("alice", "two", {"flags/new.yaml": "key: n\n"}, "Two")
+    first, second = double.enqueue(1, 2, by="mira")
+    assert (first.ref, second.ref) == (f"refs/heads/gh-readonly-queue/main/pr-1-{base}",
+                                       f"refs/heads/gh-readonly-queue/main/pr-2-{base}")
+    # each entry's head: the base, the PRs ahead, then this PR (a merge commit with the PR's head)
+    pulls = double.pulls
+    assert double.git.run("rev-list", "--parents", "-n1", second.head_sha).split()[1:] == [
+        first.head_sha, pulls[2].head_sha]
+    assert double.read(second.head_sha, "flags/a.yaml") == b"key: a\n# one\n"
+    c = client(double)
+    assert c.matching_refs("heads/gh-readonly-queue/main/") == [(first.ref, first.head_sha),
+                                                                (second.ref, second.head_sha)]
+    assert c.matching_refs("heads/gh-readonly-queue/release/") == []
+
+    payload = double.merge_group_event(second)
+    assert set(load_example("events", "merge_group.checks_requested")) <= set(payload)
+    group = payload["merge_group"]
+    assert set(group) == {"head_sha", "head_ref", "base_sha", "base_ref", "head_commit"}  # no PR number
+    assert (group["head_sha"], group["head_ref"], group["base_sha"], group["base_ref"]) == (
+        second.head_sha, second.ref, base, "refs/heads/main")
+    assert group["head_commit"]["id"] == second.head_sha
+    assert group["head_commit"]["message"].startswith("Merge pull request #2 from acme/two")
+
+    with pytest.raises(ApiError):  # the required status has not succeeded on the group's head
+        double.land(second, "mira")
+    c.create_status(second.head_sha, "success", "ok", "gitops-flags: main", None)
+    assert double.land(second, "mira") == double.branch_sha("main") == second.head_sha
+    assert (pulls[1].merged, pulls[1].merge_commit_sha, pulls[2].merge_commit_sha) == (
+        True, first.head_sha, second.head_sha)
+    assert [p["number"] for p in c.commit_pulls(first.head_sha)] == [1]
+    assert c.matching_refs("heads/gh-readonly-queue/") == [] and double.queue == []
