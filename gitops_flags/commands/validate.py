@@ -68,7 +68,7 @@ def output(problems: Sequence[Problem], fmt: str, flags: int = 0, schemas: int =
         echo(json_text([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
         return
     if fmt == "github":
-        from .. import render  # only this format needs it (and what it imports, the diff and its checks)
+        from .. import actions_env, render  # only this format needs them (render imports the diff)
     shown = {"error": 0, "warning": 0}
     for problem in problems:
         shown[problem.severity] += 1
@@ -78,7 +78,11 @@ def output(problems: Sequence[Problem], fmt: str, flags: int = 0, schemas: int =
             echo_command(render.annotation(problem))
         else:
             echo(text_line(problem))
-    echo(summary(problems, flags, schemas))
+    outcome = summary(problems, flags, schemas)
+    echo(outcome)
+    if fmt == "github":  # every problem in the job summary: the annotations show the first few
+        path = actions_env.ActionsEnv.from_environ(os.environ).summary_path
+        actions_env.append_summary(path, render.validation_summary(problems, outcome))
 
 
 def _selection(root: Path, tree: DirTree, paths: Sequence[str], policy: Policy | None) -> tuple[

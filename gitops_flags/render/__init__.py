@@ -1,6 +1,7 @@
-"""Every report the tool shows, rendered from one `Evaluation`: the sticky PR comment and the job summary
-(`comment`, built from `changes`, `pictures` and `digest`), the commit-status description (`status`),
-GitHub annotations (`github_annotations`) and the plain-text plan (`text`).
+"""Every report the tool shows. From one `Evaluation`: the sticky PR comment and the job summary (`comment`,
+built from `changes`, `pictures` and `digest`), the commit-status description (`status`) and the plain-text
+plan (`text`). From problems: GitHub annotations (`github_annotations`) and `validate`'s job summary
+(`validation`).
 
 Pure functions over plain values. Text that comes from the PR is made inert before it reaches Markdown
 (`escaping`); Mermaid diagrams take only a safe alphabet from it (`mermaid`). The only @mentions in a
@@ -33,6 +34,7 @@ from .status import (
     status_state,
 )
 from .text import plan_text
+from .validation import validation_summary
 
 __all__ = [
     "ANNOTATIONS_PER_SEVERITY", "COMMENT_LIMIT", "COMMENT_PROBLEM_ROWS", "DELTA_MAX_LINES",
@@ -40,5 +42,5 @@ __all__ = [
     "STEP_ICON", "SUMMARY_LIMIT_BYTES", "VERDICT_ICON", "Links", "annotation", "annotations",
     "annotations_left_out", "awaited", "code", "comment_markdown", "digest", "escape_md", "headline",
     "job_summary", "mention", "next_step", "parse_digest", "plain", "plan_text", "rollout_lines",
-    "since_lines", "status_description", "status_state", "target", "toggle_direction",
+    "since_lines", "status_description", "status_state", "target", "toggle_direction", "validation_summary",
 ]

@@ -20,7 +20,7 @@ from ..result import Evaluation
 from .changes import detail_item, summary_row
 from .digest import digest, encode, since_lines
 from .escaping import Links, code, escape_md, file_link, mention
-from .github_annotations import ANNOTATIONS_PER_SEVERITY, annotations_left_out
+from .github_annotations import left_out_note
 from .pictures import rollout_items, workflow_items
 from .status import SEVERITY_ICON, VERDICT_ICON, awaited, headline, plural
 
@@ -159,10 +159,9 @@ def comment_markdown(
 def job_summary(evaluation: Evaluation, links: Links | None = None) -> str:
     """The full report for `$GITHUB_STEP_SUMMARY` (every change and problem; capped at GitHub's 1 MiB)."""
     head = _head(evaluation)
-    left_out = annotations_left_out(evaluation.problems)
-    if left_out:
-        head.append(f"{left_out} of the problems below are not shown as annotations: GitHub shows at most "
-                    f"{ANNOTATIONS_PER_SEVERITY} errors and {ANNOTATIONS_PER_SEVERITY} warnings a step.")
+    note = left_out_note(evaluation.problems)
+    if note:
+        head.append(note)
     text = _compose(head, _sections(evaluation, links, full=True), _footer(links), None, "the log")
     raw = text.encode()
     if len(raw) > SUMMARY_LIMIT_BYTES:

@@ -41,3 +41,12 @@ def annotations(problems: Iterable[Problem], per_severity: int = ANNOTATIONS_PER
 
 def annotations_left_out(problems: Sequence[Problem], per_severity: int = ANNOTATIONS_PER_SEVERITY) -> int:
     return len(problems) - len(annotations(problems, per_severity))
+
+
+def left_out_note(problems: Sequence[Problem]) -> str | None:
+    """For a job summary: how many of its problems the annotations left out, or None when none were."""
+    left_out = annotations_left_out(problems)
+    if not left_out:
+        return None
+    return (f"{left_out} of the problems below are not shown as annotations: GitHub shows at most "
+            f"{ANNOTATIONS_PER_SEVERITY} errors and {ANNOTATIONS_PER_SEVERITY} warnings a step.")
