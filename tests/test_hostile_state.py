@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from test_cli_advance import HOUR, T0, FlagRepo, flag_data
 
-from gitops_flags import git
+from gitops_flags import advance, git
 from gitops_flags.cli import main
-from gitops_flags.commands import advance
 from gitops_flags.store import StoreSnapshot
 
 

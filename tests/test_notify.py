@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from gitops_flags import notify
+from gitops_flags import delivery, notify
 from gitops_flags.changes import Change
 from gitops_flags.reconcile import Judgement, MergedPull, Outcome, Unit, UnitResult
 from gitops_flags.store import ConflictError, StoreSnapshot
@@ -128,7 +128,7 @@ def test_webhook_payload_is_slack_compatible() -> None:
 @responses.activate
 def test_send_webhook_posts_json() -> None:
     responses.post(HOOK, body="ok")
-    notify.send_webhook(HOOK, {"text": "hi"})
+    delivery.send_webhook(HOOK, {"text": "hi"})
     assert json.loads(responses.calls[0].request.body or b"") == {"text": "hi"}
     assert responses.calls[0].request.headers["Content-Type"] == "application/json"
 
@@ -136,12 +136,12 @@ def test_send_webhook_posts_json() -> None:
 @responses.activate
 def test_webhook_errors_never_show_the_url() -> None:
     responses.post(HOOK, status=404, body="no_team")
-    with pytest.raises(notify.NotifyError, match="404 no_team") as caught:
-        notify.send_webhook(HOOK, {"text": "hi"})
+    with pytest.raises(delivery.NotifyError, match="404 no_team") as caught:
+        delivery.send_webhook(HOOK, {"text": "hi"})
     assert "s3cret" not in str(caught.value)
     responses.replace(responses.POST, HOOK, body=requests.ConnectionError("refused"))
-    with pytest.raises(notify.NotifyError, match="could not be reached") as caught:
-        notify.send_webhook(HOOK, {"text": "hi"})
+    with pytest.raises(delivery.NotifyError, match="could not be reached") as caught:
+        delivery.send_webhook(HOOK, {"text": "hi"})
     assert "s3cret" not in str(caught.value)
 
 
@@ -163,7 +163,7 @@ class Commenter:
     def comment(self, number: int, body: str) -> None:
         if self.fail:
             self.fail -= 1
-            raise notify.NotifyError("GitHub answered 502")
+            raise delivery.NotifyError("GitHub answered 502")
         self.posted.append((number, body))
 
     def has_comment(self, number: int, marker: str) -> bool:
@@ -213,9 +213,9 @@ def test_a_comment_left_by_an_earlier_run_is_not_posted_twice() -> None:
     commenter = Commenter()
     left = entry()
     commenter.posted.append((12, left.body))  # the earlier run posted it, then died before clearing it
-    [done] = notify.deliver([left], notifier=commenter, webhook_url=None)
+    [done] = delivery.deliver([left], notifier=commenter, webhook_url=None)
     assert done.status == "already_posted" and len(commenter.posted) == 1
-    mine = notify.deliver([left], notifier=commenter, webhook_url=None, own={left.id})
+    mine = delivery.deliver([left], notifier=commenter, webhook_url=None, own={left.id})
     assert mine[0].status == "delivered" and len(commenter.posted) == 2  # its own: no lookup first
     assert commenter.lookups == [12]
 
@@ -224,15 +224,15 @@ def test_deliver_skips_what_it_has_no_channel_for_and_reports_errors() -> None:
     sent: list[Mapping[str, Any]] = []
 
     def refused(url: str, payload: Mapping[str, Any]) -> None:
-        raise notify.NotifyError("the webhook answered 500")
+        raise delivery.NotifyError("the webhook answered 500")
 
     hook = entry("w", "webhook")
-    assert [d.status for d in notify.deliver([entry(), hook], notifier=None, webhook_url=None)] == [
+    assert [d.status for d in delivery.deliver([entry(), hook], notifier=None, webhook_url=None)] == [
         "skipped", "skipped"]
-    failed = notify.deliver([entry(), hook], notifier=Commenter(fail=1), webhook_url=HOOK, send=refused)
+    failed = delivery.deliver([entry(), hook], notifier=Commenter(fail=1), webhook_url=HOOK, send=refused)
     assert [(d.status, d.error) for d in failed] == [
         ("failed", "GitHub answered 502"), ("failed", "the webhook answered 500")]
-    ok = notify.deliver([hook], notifier=None, webhook_url=HOOK, send=lambda url, p: sent.append(p))
+    ok = delivery.deliver([hook], notifier=None, webhook_url=HOOK, send=lambda url, p: sent.append(p))
     assert ok[0].status == "delivered" and sent == [{"text": "hi"}]
 
 
@@ -241,16 +241,16 @@ def test_settle_removes_counts_and_drops_by_id() -> None:
     worn = worn.model_copy(update={"attempts": OUTBOX_MAX_ATTEMPTS - 1})
     old = old.model_copy(update={"created_at": T0 - timedelta(days=8)})
     state = StoreState().with_outbox([gone, failing, waiting, worn, old])
-    deliveries = [notify.Delivery(gone, "delivered"), notify.Delivery(failing, "failed", "502"),
-                  notify.Delivery(waiting, "skipped"), notify.Delivery(worn, "failed", "502")]
-    settled, dropped = notify.settle(state, deliveries, T0)
+    deliveries = [delivery.Delivery(gone, "delivered"), delivery.Delivery(failing, "failed", "502"),
+                  delivery.Delivery(waiting, "skipped"), delivery.Delivery(worn, "failed", "502")]
+    settled, dropped = delivery.settle(state, deliveries, T0)
     assert [(e.id, e.attempts, e.last_error) for e in settled.outbox] == [("e1", 1, "502"), ("e2", 0, None)]
     assert [(d.entry.id, d.reason) for d in dropped] == [
         ("e3", f"not delivered after {OUTBOX_MAX_ATTEMPTS} attempts; last error: 502"),
         ("e4", "not delivered within 7 days (0 failed attempts)")]
-    record = notify.dropped_record(dropped[0], T0, "file:s")
+    record = delivery.dropped_record(dropped[0], T0, "file:s")
     assert (record["event"], record["key"], record["attempts"]) == ("notification_dropped", "e3", 20)
-    assert notify.settle(StoreState().with_outbox([waiting]), deliveries, T0)[1] == []
+    assert delivery.settle(StoreState().with_outbox([waiting]), deliveries, T0)[1] == []
 
 
 class ConflictOnce:
@@ -287,7 +287,7 @@ def test_flush_delivers_then_removes_by_id_after_a_conflict(tmp_path: Path) -> N
     racing = ConflictOnce(store, entry("e3"))
     commenter = Commenter()
     sent: list[Mapping[str, Any]] = []
-    flushed = notify.flush(racing, pending, notifier=commenter, webhook_url=HOOK, now=T0, own={"e1"},
+    flushed = delivery.flush(racing, pending, notifier=commenter, webhook_url=HOOK, now=T0, own={"e1"},
                            send=lambda url, payload: sent.append(payload))
     assert flushed.sent == 2 and [n for n, _ in commenter.posted] == [12] and len(sent) == 1
     assert [e.id for e in store.read().state.outbox] == ["e3"]  # the other writer's entry stays
@@ -301,6 +301,6 @@ def test_flush_with_nothing_to_settle_writes_nothing(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
     store.write(StoreState().with_outbox([entry()]), {}, None)
     version = store.read().version
-    flushed = notify.flush(store, [entry()], notifier=None, webhook_url=None, now=T0)
+    flushed = delivery.flush(store, [entry()], notifier=None, webhook_url=None, now=T0)
     assert [d.status for d in flushed.deliveries] == ["skipped"] and flushed.problems == ()
     assert store.read().version == version

@@ -9,7 +9,7 @@ already written back.
 
 from __future__ import annotations
 
-from .. import actions_env, notify, render
+from .. import actions_env, delivery, render
 from ..inert import echo, echo_command
 from ..problems import GitopsFlagsError
 from ..store import Store
@@ -55,7 +55,7 @@ def alert(notice: Notice, drift: list[str], *, restored: bool) -> None:
                          "repository": notice.env.repository, "run_url": run_url, "manifests": drift[:10]},
     }
     try:
-        notify.send_webhook(url, payload)
+        delivery.send_webhook(url, payload)
     except (GitopsFlagsError, OSError) as exc:
         echo(f"warning: the webhook could not be told: {exc}", err=True)
 

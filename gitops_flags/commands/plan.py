@@ -14,9 +14,6 @@ unreadable revision, a missing or unparseable base policy, an unreadable --pull 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -47,7 +44,7 @@ def command(base: str, head: str | None, repo: Path, pull_file: Path | None, fmt
     """Show what each change between --base and --head needs; with --pull, evaluate its approvals."""
     base_sha, head_sha = git.resolve(repo, base), git.resolve(repo, head or "HEAD")
     if head is None:
-        snapshot = worktree_commit(repo, head_sha)
+        snapshot = git.worktree_commit(repo, head_sha)
         if snapshot is not None:
             head_sha, count = snapshot
             echo(f"note: planning HEAD plus {count} uncommitted file{'s' if count != 1 else ''} in the "
@@ -96,39 +93,6 @@ def output(evaluation: Evaluation, fmt: str) -> str:
     if fmt == "markdown":
         return render.comment_markdown(evaluation).rstrip("\n") + "\n"
     return render.plan_text(evaluation)
-
-
-# --- the working tree -------------------------------------------------------------------------------------
-
-
-def worktree_commit(repo: Path, head_sha: str) -> tuple[str, int] | None:
-    """(a commit of the working tree on top of `head_sha`, how many paths differ), or None when the working
-    tree is clean. The commit is written to the object database only: no ref, the index untouched."""
-    status = _git_env(repo, {}, "status", "--porcelain=v1", "-z", "--untracked-files=all")
-    entries = [e for e in status.split(b"\0") if e]
-    # a rename record is followed by its old path as its own NUL-terminated entry
-    count = sum(1 for e in entries if len(e) > 3 and e[2:3] == b" ")
-    if not count:
-        return None
-    with tempfile.TemporaryDirectory(prefix="gitops-flags-plan-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_AUTHOR_NAME": "gitops-flags",
-               "GIT_AUTHOR_EMAIL": "plan@gitops-flags.invalid", "GIT_COMMITTER_NAME": "gitops-flags",
-               "GIT_COMMITTER_EMAIL": "plan@gitops-flags.invalid"}
-        _git_env(repo, env, "read-tree", head_sha)
-        _git_env(repo, env, "add", "-A")
-        tree = _git_env(repo, env, "write-tree").decode().strip()
-        message = "gitops-flags plan: the working tree"
-        commit = _git_env(repo, env, "commit-tree", tree, "-p", head_sha, "-m", message)
-    return commit.decode().strip(), count
-
-
-def _git_env(repo: Path, env: Mapping[str, str], *args: str) -> bytes:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False,
-                          stdin=subprocess.DEVNULL, env={**os.environ, **env})
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().removeprefix("fatal: ")
-        raise GitopsFlagsError(f"git {args[0]} failed: {message or f'exit {done.returncode}'}")
-    return done.stdout
 
 
 # --- the --pull snapshot ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import click
 
-from .. import actions_env, notify, render
+from .. import actions_env, delivery, render
 from ..actions_env import ActionsEnv
 from ..inert import echo, echo_command
 from ..model import Policy
@@ -108,7 +108,7 @@ def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
                              "problem": text},
         }
         try:
-            notify.send_webhook(url, payload)
+            delivery.send_webhook(url, payload)
         except (GitopsFlagsError, OSError) as exc:
             echo(f"warning: the webhook could not be told: {exc}", err=True)
     raise StoreRefused(f"{text}\nThe store was not used; nothing was written.")
