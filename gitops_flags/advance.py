@@ -310,6 +310,13 @@ class AdvanceResult:
     def exit_code(self) -> int:
         return exit_code(self.outcomes)
 
+    def outputs(self, version: str | None) -> dict[str, str]:
+        """The step outputs (docs/action.md): events by kind, and the store's version after the run."""
+        kinds = {"started": ("started",), "advanced": ("advanced",), "completed": ("completed",),
+                 "rolled-back": ("rolled_back",), "paused": ("paused",)}
+        counts = {name: str(self.count(*of)) for name, of in kinds.items()}
+        return {**counts, "store-version": version or self.snapshot.version or ""}
+
 
 def run(store: Store, read: Reader, files: FlagFiles, evaluate_gate: GateEvaluator, now: datetime, *,
         dry_run: bool, run_url: str | None, outbox: OutboxFor) -> AdvanceResult:

@@ -88,13 +88,28 @@ def comment_body(outcome: Outcome, run_url: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_LINES = 1000  # GitHub refuses a job summary over 1 MiB
+
+
 def summary_markdown(outcomes: tuple[Outcome, ...], dry_run: bool, total: int,
                      undelivered: tuple[str, ...] = ()) -> str:
+    """The job summary: the events counted by kind, then a line per rollout that did or found something
+    (at most SUMMARY_LINES; the store's audit log holds every event)."""
     title = "### gitops-flags advance" + (" (dry run)" if dry_run else "")
     lines = [title, ""]
     shown = [o for o in outcomes if o.event or o.note or o.gate]
+    kinds: dict[str, int] = {}
     for outcome in shown:
+        if outcome.event is not None:
+            kinds[outcome.event.kind] = kinds.get(outcome.event.kind, 0) + 1
+    if kinds:
+        counted = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(kinds.items()))
+        lines += [f"{counted} ({total} rollout{'s' if total != 1 else ''} in the store).", ""]
+    for outcome in shown[:SUMMARY_LINES]:
         lines.append(f"- {render.escape_md(outcome_text(outcome), 600)}")
+    if len(shown) > SUMMARY_LINES:
+        more = len(shown) - SUMMARY_LINES
+        lines += ["", f"… and {more} more: every event is in the store's audit log (`gitops-flags audit`)"]
     if not shown:
         lines.append(f"Nothing due ({total} rollout{'s' if total != 1 else ''} in the store).")
     lines += notify.undelivered_markdown(undelivered)

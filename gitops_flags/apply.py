@@ -76,6 +76,13 @@ class ApplyResult:
         """1 when a change was blocked or a write failed, else 0."""
         return 1 if self.failures or self.count("blocked") else 0
 
+    def outputs(self, version: str | None) -> dict[str, str]:
+        """The step outputs (docs/action.md): the counts, whether the run stopped at a failure, and the
+        store after it (`version`: the store's version once the outbox was delivered)."""
+        counts = {o: str(n) for o, n in self.counts.items()}
+        return {**counts, "failed": "true" if self.failures else "false", "store-version": version or "",
+                "store-commit": self.latest.applied_commit or ""}
+
 
 # --- trees and views ---------------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ from .store.state import OutboxEntry
 MARKER = "<!-- gitops-flags:apply -->"
 ICON = {"applied": "✅", "warned": "⚠️", "blocked": "⛔", "skipped": "⏭️"}
 TEXT_LIMIT = 3000  # Slack truncates a message's text around 4,000 characters; keep the end readable
+TERMINAL_LINES = 50  # a run over many units prints its totals, then this many lines of detail
+SUMMARY_ROWS = 1000  # GitHub refuses a job summary over 1 MiB; a row is up to ~800 characters
+AUDIT_HINT = "every change is in the store's audit log (`gitops-flags audit`)"
 
 
 class Notifier(Protocol):
@@ -64,6 +67,29 @@ def line(result: UnitResult) -> str:
     if result.reason and result.outcome != "applied":
         parts.append(f"— {render.plain(result.reason, 300)}")
     return "  ".join(parts)
+
+
+def first(results: Sequence[UnitResult], limit: int) -> tuple[list[UnitResult], int]:
+    """At most `limit` results to show, and how many are left out. When some must be left out, those not
+    applied as approved come first (in order), then the applied ones."""
+    if len(results) <= limit:
+        return list(results), 0
+    ranked = sorted(results, key=lambda r: r.outcome == "applied")  # stable: commit order within each
+    return ranked[:limit], len(results) - limit
+
+
+def more_line(left_out: int, *, summary: bool) -> str:
+    """The line after a cut list: how many more, and where they all are."""
+    where = AUDIT_HINT + ("" if summary else f"; the job summary lists up to {SUMMARY_ROWS}")
+    return f"… and {left_out} more: {where}"
+
+
+def totals(counts: Mapping[str, int], *, where: str, dry_run: bool) -> str:
+    """The terminal's totals line."""
+    verb = "would be" if dry_run else "were"
+    skipped = f", {counts['skipped']} intermediate states never served" if counts["skipped"] else ""
+    return (f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
+            f"{counts['blocked']} blocked{skipped} ({verb} written to {where})")
 
 
 def workflow_command(result: UnitResult) -> str | None:
@@ -186,10 +212,15 @@ def job_summary(
     failures: Sequence[str] = (),
     notes: Sequence[str] = (),
     undelivered: Sequence[str] = (),
+    version: str | None = None,
+    limit: int = SUMMARY_ROWS,
 ) -> str:
+    """The job summary: totals first, then what stopped the run, then at most `limit` rows."""
     title = "gitops-flags apply" + (" (dry run: nothing written)" if dry_run else "")
     lines = [f"## {title}", "", f"Flag store {render.code(store, 120)}, default branch at `{head[:12]}`: "
              f"{_counts(results)}."]
+    if version:
+        lines[-1] += f" Store version `{render.plain(version, 64)}`."
     if not verified:
         lines += ["", "> [!WARNING]", "> Approvals were **not verified** (`--no-verify-approvals`)."]
     for failure in failures:
@@ -198,7 +229,10 @@ def job_summary(
     for note in notes:
         lines += ["", f"- {render.escape_md(note, 500)}"]
     if results:
-        lines += ["", *_table(results)]
+        shown, left_out = first(results, limit)
+        lines += ["", *_table(shown)]
+        if left_out:
+            lines += ["", more_line(left_out, summary=True)]
     return "\n".join(lines) + "\n"
 
 

@@ -50,7 +50,12 @@ def test_action_interface() -> None:
     inputs = {"command", "github-token", "config", "dry-run", "store", "fail-on-pending"}
     assert set(action["inputs"]) == inputs
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
-    assert set(action["outputs"]) == {"verdict", "changes", "pending-steps"}
+    check = {"verdict", "changes", "pending-steps"}
+    apply = {"applied", "warned", "blocked", "skipped", "failed", "store-version", "store-commit"}
+    advance = {"started", "advanced", "completed", "rolled-back", "paused", "store-version"}
+    assert set(action["outputs"]) == check | apply | advance
+    for name, output in action["outputs"].items():  # each is the run step's output of the same name
+        assert output["value"] == "${{ steps.run.outputs." + name + " }}"
     assert action["runs"]["using"] == "composite"
     steps = action["runs"]["steps"]
     setup = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python"))

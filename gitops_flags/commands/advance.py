@@ -22,7 +22,7 @@ import click
 import requests
 
 from .. import advance, delivery, egress, git, health, notify
-from ..actions_env import ActionsEnv, append_summary
+from ..actions_env import ActionsEnv, append_summary, write_outputs
 from ..advance import Decision, FlagFiles, read_policy
 from ..advance_report import (
     next_due_text,
@@ -144,14 +144,17 @@ def run(options: Options, services: Services) -> int:
         echo(f"nothing due ({result.total} rollout{'s' if result.total != 1 else ''} in {store.where}); "
              + next_due_text(result.snapshot, now))
     undelivered: tuple[str, ...] = ()
+    version = result.version
     if options.dry_run:
         pending = notify.pending_note(result.latest.outbox)
         if pending:
             echo(f"note: {pending}")
     elif result.latest.outbox:
-        undelivered = _deliver(store, result.latest.outbox, result.decision, channels, now)
+        undelivered, flushed_version = _deliver(store, result.latest.outbox, result.decision, channels, now)
+        version = flushed_version or version
     append_summary(env.summary_path,
                    summary_markdown(result.outcomes, options.dry_run, result.total, undelivered))
+    write_outputs(env.output_path, result.outputs(version))
     return max(result.exit_code, finish_manifests(store, dry_run=options.dry_run, notice=notice))
 
 
@@ -173,7 +176,7 @@ def _channels(policy: Policy | None, env: ActionsEnv, services: Services, dry_ru
 
 
 def _deliver(store: Store, pending: list[OutboxEntry], decision: Decision, channels: _Channels,
-             now: datetime) -> tuple[str, ...]:
+             now: datetime) -> tuple[tuple[str, ...], str | None]:
     """Send the outbox (this run's events, and whatever an earlier run left), then clear it. A failure
     is a warning: the store holds the change, and the entry waits for the next run."""
     own = {e.id for e in notifications(decision.outcomes, channels.outbound, now)}
@@ -181,6 +184,6 @@ def _deliver(store: Store, pending: list[OutboxEntry], decision: Decision, chann
                            now=now, own=own)
     for problem in flushed.problems:
         echo(f"warning: {problem}", err=True)
-    return flushed.problems
+    return flushed.problems, flushed.version
 
 

@@ -291,41 +291,46 @@ def _echo_results(results: Sequence[UnitResult]) -> None:
 
 def _report(options: Options, env: ActionsEnv, store: Store, result: ApplyResult, channels: _Channels,
             now: datetime) -> int:
+    """Totals first, then at most `notify.TERMINAL_LINES` lines of detail (the audit log and the job
+    summary hold the rest), then what went wrong; the job summary and the step outputs."""
     results, where = result.results, store.where
-    _echo_results(results)
+    echo(notify.totals(result.counts, where=where, dry_run=options.dry_run))
+    shown, left_out = notify.first(results, notify.TERMINAL_LINES)
+    _echo_results(shown)
+    if left_out:
+        echo(notify.more_line(left_out, summary=False))
     for error in result.errors:
         echo(f"error: {error}", err=True)
     for note in result.notes:
         echo(f"note: {note}")
-    if env.in_actions:
-        for unit_result in results:
-            command_line = notify.workflow_command(unit_result)
-            if command_line:
-                echo_command(command_line)
-    counts = result.counts
-    verb = "would be" if options.dry_run else "were"
-    skipped = f", {counts['skipped']} intermediate states never served" if counts["skipped"] else ""
-    echo(f"{counts['applied']} applied, {counts['warned']} applied with a warning, "
-         f"{counts['blocked']} blocked{skipped} ({verb} written to {where})")
+    if env.in_actions:  # the runner shows ten annotations of each kind per step
+        commands = [line for r in shown if (line := notify.workflow_command(r))]
+        for command_line in commands:
+            echo_command(command_line)
     if result.failures:
         echo("stopped at a failure (above); the next run resumes there", err=True)
     undelivered: list[str] = []
+    version = result.version
     if options.dry_run:
         pending = notify.pending_note(result.latest.outbox)
         if pending:
             echo(f"note: {pending}")
     else:
-        undelivered = _deliver(store, result, channels, now)
+        undelivered, flushed_version = _deliver(store, result, channels, now)
+        version = flushed_version or version
     summary = notify.job_summary(results, store=where, head=result.head, verified=options.verify,
                                  dry_run=options.dry_run, failures=result.failures, notes=result.notes,
-                                 undelivered=undelivered)
+                                 undelivered=undelivered, version=version)
     actions_env.append_summary(env.summary_path, summary)
+    actions_env.write_outputs(env.output_path, result.outputs(version))
     return result.exit_code
 
 
-def _deliver(store: Store, result: ApplyResult, channels: _Channels, now: datetime) -> list[str]:
-    """Send what the outbox holds (this run's entries, and any an earlier run left), then clear it.
-    Failures are warnings: the store was written, and the entries wait for the next run."""
+def _deliver(store: Store, result: ApplyResult, channels: _Channels, now: datetime
+             ) -> tuple[list[str], str | None]:
+    """Send what the outbox holds (this run's entries, and any an earlier run left), then clear it; the
+    problems, and the store's version if clearing wrote it. Failures are warnings: the store was written,
+    and the entries wait for the next run."""
     if result.results or result.failures:
         if channels.notifier is None and any(r.unit.pull is not None for r in result.results):
             echo("note: no GitHub token and repository: the merged PRs get no comment")
@@ -339,7 +344,7 @@ def _deliver(store: Store, result: ApplyResult, channels: _Channels, now: dateti
     # Not recorded (the store could not be written): sent all the same, once, as before the outbox.
     pending += [e for e in own.values() if e.id not in stored_ids and e.id not in result.recorded]
     if not pending:
-        return []
+        return [], None
     flushed = delivery.flush(store, pending, notifier=channels.notifier, webhook_url=channels.webhook_url,
                              now=now, own=own.keys(), recorded=stored_ids)
     waiting = sum(1 for d in flushed.deliveries if d.status == "skipped")
@@ -348,4 +353,4 @@ def _deliver(store: Store, result: ApplyResult, channels: _Channels, now: dateti
              "a GitHub token or the webhook variable")
     for problem in flushed.problems:
         echo(f"warning: {problem}", err=True)
-    return list(flushed.problems)
+    return list(flushed.problems), flushed.version
