@@ -25,6 +25,7 @@ from .reconcile import MergedPull, UnitResult
 from .store.state import OutboxEntry
 
 MARKER = "<!-- gitops-flags:apply -->"
+REFUSED_MARKER = "<!-- gitops-flags:store-refused -->"
 ICON = {"applied": "✅", "warned": "⚠️", "blocked": "⛔", "skipped": "⏭️"}
 TEXT_LIMIT = 3000  # Slack truncates a message's text around 4,000 characters; keep the end readable
 TERMINAL_LINES = 50  # a run over many units prints its totals, then this many lines of detail
@@ -233,6 +234,19 @@ def job_summary(
         lines += ["", *_table(shown)]
         if left_out:
             lines += ["", more_line(left_out, summary=True)]
+    return "\n".join(lines) + "\n"
+
+
+def refused_comment(command: str, problem: str, run_url: str | None) -> str:
+    """The comment on the PR whose merge a run could not apply because the store failed its seal."""
+    lines = [REFUSED_MARKER, f"### gitops-flags {command}: the flag store was NOT used", "",
+             "> [!CAUTION]", f"> {render.escape_md(problem, 1000)}", "",
+             "Nothing of this merge was applied: the store failed its integrity check (its seal), so nothing "
+             "is built on it until an administrator restores it (`gitops-flags apply --repair`) or accepts "
+             "an intended edit (`gitops-flags store reseal`); the next apply then applies this merge. See "
+             "docs/store.md, 'The seal'."]
+    if run_url:
+        lines += ["", f"[Workflow run]({run_url})"]
     return "\n".join(lines) + "\n"
 
 

@@ -304,3 +304,12 @@ def test_flush_with_nothing_to_settle_writes_nothing(tmp_path: Path) -> None:
     flushed = delivery.flush(store, [entry()], notifier=None, webhook_url=None, now=T0)
     assert [d.status for d in flushed.deliveries] == ["skipped"] and flushed.problems == ()
     assert store.read().version == version
+
+
+def test_the_refused_store_comment_escapes_the_problem_and_says_what_to_do() -> None:
+    body = notify.refused_comment("apply", "github-branch:@acme/all <img src=x> does not match its seal",
+                                  "https://github.com/acme/flags/actions/runs/1")
+    assert body.startswith(notify.REFUSED_MARKER + "\n### gitops-flags apply: the flag store was NOT used")
+    assert "@acme" not in body and "<img" not in body  # no mention, no HTML from the store's name
+    assert "`gitops-flags apply --repair`" in body and "`gitops-flags store reseal`" in body
+    assert body.endswith("[Workflow run](https://github.com/acme/flags/actions/runs/1)\n")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -186,6 +186,9 @@ def run(options: Options, env: ActionsEnv, *, source_factory: SourceFactory,
                               now=now, directory=options.manifests)
     _warn_ephemeral(url, env)
     notice = Notice.of("apply", env, os.environ, head_policy, writes=not options.dry_run)
+    if not options.dry_run:
+        notice = replace(notice, pull_comment=_refusal_commenter(env, repo, head, source_factory,
+                                                                 notifier_factory))
     if options.repair:
         if options.dry_run:
             raise GitopsFlagsError("--repair writes the store; it cannot be combined with --dry-run")
@@ -236,6 +239,30 @@ def _channels(options: Options, env: ActionsEnv, head_policy: Policy | None,
                                webhook=url is not None and not options.dry_run,
                                repository=env.repository, run_url=env.run_url())
     return _Channels(notifier, variable, url, outbound)
+
+
+def _refusal_commenter(env: ActionsEnv, repo: Path, head: str, source_factory: SourceFactory,
+                       notifier_factory: NotifierFactory) -> Callable[[str], str | None]:
+    """When the store is refused, the PR that merged the head (the push this run is for) is told: its merge
+    was not applied. Looked up only then. None (nobody told) without a token, or for a direct push."""
+
+    def post(body: str) -> str | None:
+        source = source_factory(env, repo)
+        notifier = notifier_factory(env) if source is not None else None
+        if source is None or notifier is None:
+            return None
+        try:
+            pull = source.pull_for_commit(head)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        if pull is None:
+            return None
+        notifier.comment(pull.number, body)
+        return f"PR #{pull.number}"
+
+    return post
 
 
 # --- judging without a store: the merge queue's check ----------------------------------------------

@@ -14,7 +14,7 @@ parse, and records who re-sealed it, and why, in the audit log.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import click
 
-from .. import actions_env, delivery, render
+from .. import actions_env, delivery, notify, render
 from ..actions_env import ActionsEnv
 from ..inert import echo, echo_command
 from ..model import Policy
@@ -59,6 +59,9 @@ class Notice:
     environ: Mapping[str, str]
     webhook_env: str | None = None
     writes: bool = False  # the run will write the store: a sealed store it cannot check stops it at once
+    # Posts a comment on the PR the run is for (apply: the PR that merged the head), returning "PR #n",
+    # or None when there is none; set by the command (commands/apply.py).
+    pull_comment: Callable[[str], str | None] | None = None
 
     @classmethod
     def of(cls, command: str, env: ActionsEnv, environ: Mapping[str, str], policy: Policy | None,
@@ -111,6 +114,14 @@ def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
             delivery.send_webhook(url, payload)
         except (GitopsFlagsError, OSError) as exc:
             echo(f"warning: the webhook could not be told: {exc}", err=True)
+    if notice.pull_comment is not None:
+        try:
+            told = notice.pull_comment(notify.refused_comment(notice.command, text, notice.env.run_url()))
+        except (GitopsFlagsError, OSError) as exc:
+            echo(f"warning: the pull request could not be told: {render.plain(str(exc), 300)}", err=True)
+        else:
+            if told:
+                echo(f"note: {told} was told that its merge was not applied")
     raise StoreRefused(f"{text}\nThe store was not used; nothing was written.")
 
 
