@@ -11,6 +11,10 @@ units as failed and stops; the next run resumes at them.
 A landed range is the commits GitHub associates with one merged PR, up to its merge commit (a rebase
 merge replays the PR's commits one by one): it is judged once, under the PR's base policy and the policy
 where it landed, and only its end is served (docs/apply.md, 'Landed ranges').
+
+About 440 lines: most of it is the `Walker`, whose parts share the run's state (the snapshot it last wrote,
+the policy it distrusts after an unapproved policy change); split, the landed-range rule would be read in
+pieces.
 """
 
 from __future__ import annotations

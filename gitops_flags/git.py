@@ -7,7 +7,7 @@ no hooks, filters, textconv or external diff, and the work tree is never read, s
 on disk cannot differ from what its commit holds. The one writer is `worktree_commit` (plan's view of
 uncommitted edits), which writes objects through a private index and never touches a ref.
 
-One module rather than a package: its parts share `_git` and the resolved-commit cache, and at ~420
+One module rather than a package: its parts share `_run` and the resolved-commit cache, and at ~450
 lines it still reads in one sitting.
 
 Symlinks (mode 120000) are listed by `paths()` but never followed: `read()` of one raises a `ProblemError`

@@ -1,6 +1,6 @@
 """What `apply` does to the store, decided as pure functions over plain values.
 
-The shell (`commands/apply.py`) walks the default branch's first-parent commits from the store's
+The apply use case (`apply.py`) walks the default branch's first-parent commits from the store's
 `applied_commit` to the head, asks a `MergedPullSource` which PR merged each, groups the commits a PR
 landed (one merge or squash commit, the replayed commits of a rebase merge) into one *landed range*,
 diffs the range's end against the commit before it, evaluates the PR's approvals (under the policy of
@@ -18,7 +18,9 @@ its base and of that commit) and hands the results to this module:
   environment's flagd document, its rollout reconciled, one audit line and one `UnitOfWork` per change.
   Units already done are skipped, so a re-run never applies anything twice.
 
-Nothing here reads git, GitHub, the store or the clock; `now` is a parameter.
+Nothing here reads git, GitHub, the store or the clock; `now` is a parameter. At ~460 lines it is kept
+whole: judging a change, the unit it becomes, applying it and the audit line it leaves are one decision
+read top to bottom.
 """
 
 from __future__ import annotations
