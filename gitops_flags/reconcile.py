@@ -175,6 +175,14 @@ def _unapproved(
             f"the merged content differs from what PR #{pull.number} approved at its head "
             f"{pull.head_sha[:12]} (the merge changed it)"
         )
+    # An approval approves a change, not an end state: a merge that takes the PR's file whole over newer
+    # base content (a kill switch that landed since) makes a change its reviewers never saw.
+    if _json(found.change.before) != _json(change.before):
+        return (
+            f"the change as landed at {commit[:12]} starts from another state than the one PR #{pull.number} "
+            "was approved against (its base): the merge undid what landed on the branch since, so this is "
+            "not the change its reviewers saw"
+        )
     return None
 
 

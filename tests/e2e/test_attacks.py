@@ -405,3 +405,49 @@ def test_queue_a_forged_queue_branch_cannot_lend_another_bases_approvals(
     assert served_state(store.flag("production", "dark_mode")) == "ENABLED"
     assert all(r["outcome"] == "blocked" for r in lines(store, sneak.number))
     assert all(r["outcome"] == "applied" for r in lines(store, legit.number))
+
+
+# --- variations an attacker tries next ---------------------------------------------------------------
+
+STAFF_RULE = ('    rules:\n      - {name: staff, when: {attribute: email, operator: ends_with, '
+              'value: "@acme.com"}, variant: "off"}\n')
+
+
+def test_route3_a_hand_made_merge_that_takes_the_prs_file_cannot_undo_a_kill_switch(
+        double: GitHubDouble, actions: Actions, tmp_path: Path) -> None:
+    """#1 adds a production rule to dark mode; a manager and QA approve it. Then an incident: #2 turns
+    production off (the kill switch) and lands. An admin merges #1 by hand taking #1's file whole, which
+    turns production back on. The file is byte for byte #1's approved head, but the change it makes starts
+    from `off`: not the change #1's reviewers saw."""
+    lc = started(double, actions, tmp_path)
+    text = main_text(double, DARK)
+    ruled = replace_once(text, "  production:\n    enabled: true\n", "  production:\n    enabled: true\n"
+                         + STAFF_RULE)
+    one = double.open_pull("alice", "alice/staff-rule", {DARK: ruled}, "Staff see dark mode off")
+    approve(double, one.number, "mira", "quinn")
+    kill = replace_once(text, "  production:\n    enabled: true", "  production:\n    enabled: false")
+    two = double.open_pull("alice", "alice/incident", {DARK: kill}, "Incident: dark mode off")
+    approve(double, two.number, "mira")
+    double.merge(two.number, "mira")
+    assert lc.apply(T_LATER).code == 0
+    assert served_state(lc.read_store().flag("production", "dark_mode")) == "DISABLED"
+
+    merge = double.merge_edited(one.number, "pat", {DARK: ruled})  # the PR's side of the conflict, whole
+    assert double.read(merge, DARK) == ruled.encode()
+    job = lc.apply("2026-11-24T12:00:00Z")
+    assert job.code == 1, job
+    store = lc.read_store()
+    assert served_state(store.flag("production", "dark_mode")) == "DISABLED"  # the kill switch holds
+    audit = [r for r in lines(store, one.number) if r["environment"] == "production"]
+    assert audit and all(r["outcome"] == "blocked" for r in audit), audit
+    assert "starts from another state" in audit[0]["reason"]
+
+    # The legitimate path: the rule proposed again on top of the kill switch, approved, merged.
+    three = double.open_pull("alice", "alice/staff-rule-2", {DARK: kill + STAFF_RULE}, "Staff rule, again")
+    approve(double, three.number, "mira", "quinn")
+    double.merge(three.number, "mira")
+    job = lc.apply("2026-11-24T13:00:00Z")
+    assert job.code == 0, job
+    store = lc.read_store()
+    assert all(r["outcome"] == "applied" for r in lines(store, three.number))
+    assert served_state(store.flag("production", "dark_mode")) == "DISABLED"
