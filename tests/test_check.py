@@ -166,7 +166,7 @@ def test_pending_pr_costs_six_requests_and_reports_everything(rsps: Mock, repo: 
     assert status["state"] == "pending"
     assert status["context"] == "gitops-flags: main"
     assert status["target_url"] == RUN_URL
-    assert status["description"].startswith("Pending: 1 of 1 change await approval")
+    assert status["description"].startswith("Pending: 1 of 1 change awaits approval")
     assert len(status["description"]) <= 140
     posted = body_of(rsps.calls[5])["body"]
     assert posted.startswith(render.MARKER)

@@ -199,7 +199,7 @@ def test_three_thousand_changes_cut_even_the_summary_with_a_count() -> None:
 
 def test_status_description_is_short_and_names_the_pending_roles() -> None:
     text = render.status_description(pending_eval())
-    assert text.startswith("Pending: 1 of 1 change await approval")
+    assert text.startswith("Pending: 1 of 1 change awaits approval")
     assert "(qa)" in text
     long = Evaluation("invalid", problems=(Problem("flags/a.yaml", 1, 1, "x" * 500),))
     assert len(render.status_description(long)) <= 140

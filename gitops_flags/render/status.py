@@ -38,7 +38,8 @@ def headline(evaluation: Evaluation) -> str:
     if v == "approved":
         return f"All {plural(n, 'change')} approved." if n else "No flag, schema or governance changes."
     if v == "pending":
-        return f"{_count(evaluation, 'pending')} of {plural(n, 'change')} await approval."
+        pending = _count(evaluation, "pending")
+        return f"{pending} of {plural(n, 'change')} {'awaits' if pending == 1 else 'await'} approval."
     if v == "rejected":
         return f"{_count(evaluation, 'rejected')} of {plural(n, 'change')} rejected."
     if v == "invalid":
