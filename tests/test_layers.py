@@ -63,7 +63,6 @@ LAYERS: dict[str, str] = {
     "store.base": CORE,  # the Store port and its documents
     "store.state": CORE,
     "store.seal": CORE,  # HMAC over plain bytes; the key is an argument
-    "store.litestar_rules": CORE,
     # use cases
     "check": USE_CASE,
     "apply": USE_CASE,
@@ -80,6 +79,8 @@ LAYERS: dict[str, str] = {
     "store.file": ADAPTER,
     "store.github_branch": ADAPTER,
     "store.litestar": ADAPTER,
+    # `translate` and `rules` are pure, but importing them runs the package, which loads the backends.
+    "store.litestar.*": ADAPTER,
     "store.featureflags": ADAPTER,
     # shell
     "__main__": SHELL,
