@@ -187,3 +187,27 @@ def test_a_full_disk_is_a_message_not_a_traceback(
     assert cli.main(["store", "reseal", "--store", f"file:{store}", "--reason", "x"]) == 2
     err = capsys.readouterr().err
     assert f"cannot re-seal {store}: No space left on device" in err and "Traceback" not in err
+
+
+def test_status_json_and_audit_on_a_tampered_store(
+    repo: Repo, tmp_path: Path, source: FakeSource, keyed: None, capsys: pytest.CaptureFixture[str],
+) -> None:
+    adopt(repo)
+    store = tmp_path / "store"
+    assert apply(repo, store) == 0
+    capsys.readouterr()
+    assert cli.main(["status", "--store", f"file:{store}", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seal"] == "verified"
+
+    tamper(store)
+    assert cli.main(["status", "--store", f"file:{store}", "--format", "json"]) == 1
+    out, err = capsys.readouterr()
+    shown = json.loads(out)
+    assert (shown["store"], shown["seal"], shown["version"]) == (f"file:{store}", "tampered", None)
+    assert "does not match its seal" in shown["refused"] and "does not match its seal" in err
+
+    # The audit log of a store that fails its seal is not shown as if it could be trusted: exit 1, as
+    # status, apply and advance do.
+    assert cli.main(["audit", "--store", f"file:{store}"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "does not match its seal" in err and "Traceback" not in err

@@ -2,7 +2,8 @@
 
 Records come from `apply` (one per applied, warned or blocked change; see docs/apply.md) and from
 `advance` (rollout events). Text output is one line per record, oldest first; JSON output is the records
-themselves, as a list.
+themselves, as a list. A store that fails its seal (or is damaged) is refused, with exit 1, as `status`
+refuses it: its log is not shown as if it could be trusted.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import click
 from .. import render, validate
 from ..actions_env import ActionsEnv
 from ..inert import echo, json_text
+from ..store import StoreCorrupt
 from ..tree import DirTree
 from . import apply
 from .options import directory_option
+from .store import Notice, checked_read, refuse
 
 
 @click.command(name="audit")
@@ -39,7 +42,15 @@ def command(key: str | None, environment: str | None, store_arg: str | None, rep
         policy, _ = validate.read_policy(DirTree(repo))
         url = apply.default_store_url(policy, repo.resolve(), in_actions=env.in_actions)
     store = apply.store_opener(url, env)
-    records = select(store.read_audit(), key, environment)
+    # A log that fails its seal is not shown as if it could be trusted. The seal covers the log's head, so
+    # the store is read (and checked) first, on every backend.
+    notice = Notice("audit", env, os.environ)
+    checked_read(store, notice, warn=False)
+    try:
+        log = store.read_audit()
+    except StoreCorrupt as exc:
+        refuse(store.where, exc, notice)
+    records = select(log, key, environment)
     if limit is not None:
         records = records[-limit:]
     if fmt == "json":

@@ -32,7 +32,7 @@ from .advance import FlagFiles, Services, read_policy, repo_dir, resolve_store_u
 from .clock import parse_now
 from .location import INIT_HINT, require_existing
 from .options import directory_option
-from .store import Notice, checked_read
+from .store import Notice, StoreRefused, checked_read
 
 DRIFT_CHECK_MAX = 500  # flag entries compared with the applied commit without a KEY (each reads a file)
 
@@ -366,7 +366,14 @@ def run(key: str | None, store: str | None, repo: Path | None, now: datetime | N
             policy = read_policy(tree)
     url = resolve_store_url(store, policy, directory, in_actions=env.in_actions)
     require_existing(url)
-    snapshot = checked_read(services.open_store(url, env), Notice.of("status", env, services.environ, policy))
+    notice = Notice.of("status", env, services.environ, policy)
+    try:
+        snapshot = checked_read(services.open_store(url, env), notice)
+    except StoreRefused as exc:
+        if format_ == "json":  # what a dashboard reads says why there is nothing else to show
+            echo(json_text({"store": url, "version": None, "seal": exc.seal, "refused": exc.problem},
+                           indent=2, ensure_ascii=False))
+        raise
     if snapshot.version is None:
         raise GitopsFlagsError(f"no flag store at {url}: nothing was ever written there. Check --store (or "
                                f"the policy's store); {INIT_HINT}")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import click
 
@@ -34,6 +34,7 @@ from ..store.seal import (
     UNSEALED_WARNING,
     UNVERIFIED_WARNING,
     SealKey,
+    StoreTampered,
     audit_record,
     key_from_env,
     refuse_unkeyed_write,
@@ -45,9 +46,16 @@ TOKEN_ENV = "GITOPS_FLAGS_STORE_TOKEN"
 
 
 class StoreRefused(GitopsFlagsError):
-    """The store failed its integrity check: the run stops with exit code 1 (the CLI reads `exit_code`)."""
+    """The store failed its integrity check: the run stops with exit code 1 (the CLI reads `exit_code`).
+    `seal` says how, for `status --format json`: `tampered` (the seal does not verify) or `corrupt`
+    (damaged: a manifest, version or file that does not check out)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, seal: Literal["tampered", "corrupt"] = "corrupt") -> None:
+        super().__init__(message)
+        self.seal = seal
+        self.problem = message.partition("\n")[0]
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ def checked_read(store: Store, notice: Notice, *, warn: bool = True) -> StoreSna
     try:
         snapshot = store.read()
     except StoreCorrupt as exc:
-        refuse(store.where, str(exc), notice)
+        refuse(store.where, exc, notice)
     if notice.writes:
         refuse_unkeyed_write(snapshot.seal, store.where)  # before deciding anything on unchecked content
     if warn:
@@ -90,9 +98,9 @@ def warn_seal(snapshot: StoreSnapshot, where: str) -> None:
         echo(UNVERIFIED_WARNING.format(where=where), err=True)
 
 
-def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
+def refuse(where: str, problem: StoreCorrupt, notice: Notice) -> NoReturn:
     """Tell everyone who can act that the store was refused, then stop the run (exit 1)."""
-    text = render.plain(problem, 1000)
+    text = render.plain(str(problem), 1000)
     headline = f"gitops-flags {notice.command}: the flag store was NOT used: {text}"
     if notice.env.in_actions:
         echo_command(f"::error title=gitops-flags {notice.command}::{_escape_command(headline)}")
@@ -122,7 +130,8 @@ def refuse(where: str, problem: str, notice: Notice) -> NoReturn:
         else:
             if told:
                 echo(f"note: {told} was told that its merge was not applied")
-    raise StoreRefused(f"{text}\nThe store was not used; nothing was written.")
+    raise StoreRefused(f"{text}\nThe store was not used; nothing was written.",
+                       "tampered" if isinstance(problem, StoreTampered) else "corrupt")
 
 
 def repair(store: Store, notice: Notice, now: datetime) -> Repaired:
@@ -135,7 +144,7 @@ def repair(store: Store, notice: Notice, now: datetime) -> Repaired:
     try:
         repaired: Repaired = method([record])
     except StoreCorrupt as exc:
-        refuse(store.where, str(exc), notice)
+        refuse(store.where, exc, notice)
     except OSError as exc:
         raise StoreError(f"cannot repair {store.where}: {exc.strerror or exc}") from None
     if repaired.restored_from:
@@ -226,7 +235,7 @@ def verify(store_arg: str | None, repo: Path) -> int:
     try:
         records = store.read_audit()
     except StoreCorrupt as exc:
-        refuse(store.where, str(exc), notice)
+        refuse(store.where, exc, notice)
     if snapshot.version is None:
         echo(f"{store.where} is empty: nothing to verify")
         return 0
