@@ -1,5 +1,6 @@
 """What a flag file means, and how to ask each engine what it serves: shared by the operator tests of
-flagd and litestar-flags and by the differential test.
+flagd and litestar-flags and by the differential test, with the rollout scaffolding of the interop tests
+(`T0`, `STAGES`, `STAFF`, `at`).
 
 `reference` is a plain reading of the flag file (docs/formats.md, "What a condition means"), written
 here without the compilers. `FlagdEngine` serves our flagd documents through OpenFeature's own Python
@@ -16,6 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,21 @@ from gitops_flags import flagd
 from gitops_flags.model import Condition, Flag
 from gitops_flags.store.litestar import MemoryBackend, open_litestar_store
 from gitops_flags.store.state import RolloutState, StoreState
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+STAGES = [5, 25, 50, 75, 100]
+STAFF = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
+         "variant": "on"}
+
+
+def at(percentage: int, status: str = "running") -> RolloutState:
+    """A rollout of variant `on` at `percentage`: a stage of STAGES, or off them (stage index -1)."""
+    index = STAGES.index(percentage) if percentage in STAGES else -1
+    return RolloutState(
+        variant="on", stages=STAGES, stage_index=index, percentage=percentage, status=status,
+        entered_at=T0, stage_delay_seconds=3600, plan_hash="sha256:plan",
+    )
+
 
 ERROR = "<error: the code default>"
 MISSING = object()  # an attribute the context does not have

@@ -11,13 +11,12 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from engine_cases import ERROR, MISSING, table
+from engine_cases import ERROR, MISSING, STAFF, STAGES, T0, at, table
 from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.contrib.provider.flagd import FlagdProvider
@@ -31,11 +30,7 @@ from gitops_flags.model import Flag
 from gitops_flags.store.state import RolloutState
 
 KEYS = [f"user-{i:05d}" for i in range(10_000)]
-STAGES = [5, 25, 50, 75, 100]
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SCHEMAS = Path(__file__).parent / "fixtures" / "flagd-schema"
-STAFF = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
-         "variant": "on"}
 
 _flags = json.loads((SCHEMAS / "flags.json").read_text())
 _targeting = json.loads((SCHEMAS / "targeting.json").read_text())
@@ -56,14 +51,6 @@ def checkout(**env: Any) -> Flag:
         "key": "new_checkout", "type": "boolean", "variants": {"on": True, "off": False},
         "default_variant": "off", "environments": {"production": {"enabled": True, **env}},
     })
-
-
-def at(percentage: int, status: str = "running") -> RolloutState:
-    index = STAGES.index(percentage) if percentage in STAGES else -1
-    return RolloutState(
-        variant="on", stages=STAGES, stage_index=index, percentage=percentage, status=status,
-        entered_at=T0, stage_delay_seconds=3600, plan_hash="sha256:plan",
-    )
 
 
 Serve = Callable[..., OpenFeatureClient]

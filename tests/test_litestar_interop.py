@@ -21,12 +21,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from engine_cases import STAFF, STAGES, T0
+from engine_cases import at as shared_at
 from litestar import Litestar, get
 from litestar.testing import TestClient
 from litestar_flags import FeatureFlagClient, FeatureFlagsConfig, FeatureFlagsPlugin  # type: ignore[import-untyped]
@@ -47,10 +49,6 @@ from gitops_flags.store.litestar import LitestarFlagsStore, open_litestar_store
 from gitops_flags.store.state import RolloutState, StoreState
 
 KEYS = [f"user-{i:05d}" for i in range(10_000)]
-STAGES = [5, 25, 50, 75, 100]
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-STAFF = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
-         "variant": "on"}
 SHARES: dict[str, list[float]] = {}
 
 
@@ -148,11 +146,7 @@ def checkout(**production: Any) -> Flag:
 
 
 def at(percentage: int) -> RolloutState:
-    return RolloutState(
-        variant="on", stages=STAGES, stage_index=STAGES.index(percentage), percentage=percentage,
-        status="completed" if percentage == 100 else "running", entered_at=T0, stage_delay_seconds=3600,
-        plan_hash="sha256:plan",
-    )
+    return shared_at(percentage, "completed" if percentage == 100 else "running")
 
 
 def apply(store: Store, flags: dict[str, Flag], state: StoreState, commit: str = "c1") -> str:

@@ -12,11 +12,10 @@ import itertools
 import logging
 import socket
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from engine_cases import ERROR, MISSING, table
+from engine_cases import ERROR, MISSING, STAFF, T0, at, table
 from litestar_flags.client import FeatureFlagClient  # type: ignore[import-untyped]
 from litestar_flags.context import EvaluationContext  # type: ignore[import-untyped]
 from litestar_flags.types import EvaluationReason, FlagStatus  # type: ignore[import-untyped]
@@ -39,12 +38,8 @@ from gitops_flags.store.litestar import (
     open_litestar_store,
     parse_targeting,
 )
-from gitops_flags.store.state import OutboxEntry, RolloutState, StoreState
+from gitops_flags.store.state import OutboxEntry, StoreState
 
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-STAGES = [5, 25, 50, 75, 100]
-STAFF = {"name": "staff", "when": {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
-         "variant": "on"}
 _names = itertools.count()
 
 
@@ -55,13 +50,6 @@ def checkout(**production: Any) -> Flag:
         "environments": {"production": {"enabled": True, **production}, "staging": {"enabled": True,
                                                                                     "default_variant": "on"}},
     })
-
-
-def at(percentage: int, status: str = "running") -> RolloutState:
-    return RolloutState(
-        variant="on", stages=STAGES, stage_index=STAGES.index(percentage) if percentage in STAGES else -1,
-        percentage=percentage, status=status, entered_at=T0, stage_delay_seconds=3600, plan_hash="sha256:p",
-    )
 
 
 def compiled(flags: dict[str, Flag], state: StoreState, commit: str = "c1") -> dict[str, dict[str, Any]]:
