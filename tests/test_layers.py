@@ -82,6 +82,7 @@ LAYERS: dict[str, str] = {
     # `translate` and `rules` are pure, but importing them runs the package, which loads the backends.
     "store.litestar.*": ADAPTER,
     "store.featureflags": ADAPTER,
+    "store.manifest_targets": ADAPTER,
     # shell
     "__main__": SHELL,
     "cli": SHELL,
@@ -292,7 +293,7 @@ def test_the_walk_finds_imports_inside_functions_and_clock_reads(tmp_path: Path)
 
 def test_relative_imports_resolve_to_modules() -> None:
     names = modules()
-    # `from .. import github` inside a function, `from .github_branch import …`, `from ..model import …`
+    # `from .. import github` inside a function, `from .manifest_targets import …`, `from ..model import …`
     reached = {u.module for u in uses("store.featureflags", names["store.featureflags"]) if u.internal}
-    assert {"github", "store.github_branch", "model", "featureflag"} <= reached
+    assert {"github", "store.manifest_targets", "model", "featureflag"} <= reached
     assert layer_of("github.client") == ADAPTER and layer_of("commands.apply") == SHELL
