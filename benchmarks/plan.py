@@ -96,7 +96,7 @@ def main() -> int:
             start = time.perf_counter()
             base, head = build(root, n)
             built = time.perf_counter() - start
-            evaluation = plan_command.plan(root, base, head, None)
+            evaluation = plan_command.plan(root, base, head, None).evaluation
             assert evaluation is not None
             flags = sum(c.change.kind == "flag" for c in evaluation.changes)
             cli = [PYTHON, "-m", "gitops_flags"]

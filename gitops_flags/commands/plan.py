@@ -7,6 +7,9 @@ that no branch points to and without touching the index; stderr says so, naming 
 change cannot loosen the rules that judge it. Only the changed files (and what they reference) are loaded,
 so planning scales with the change, not with the repository.
 
+Wiring only: the trees and the changed paths come from git (`git`), the --pull file becomes a
+`PullSnapshot` here, and `plan.plan` decides; its `PlanResult` renders every format.
+
 Exit codes: 0 approved; 1 pending, rejected, invalid or error; 2 when nothing can be evaluated (an
 unreadable revision, a missing or unparseable base policy, an unreadable --pull file).
 """
@@ -22,14 +25,13 @@ from typing import Any
 
 import click
 
-from .. import approvals, changes, codeowners, git, render, validate
-from ..inert import echo, json_text
+from .. import git
+from .. import plan as planning
+from ..inert import echo
+from ..plan import FORMATS, PlanResult
 from ..problems import GitopsFlagsError
-from ..result import Evaluation
 from ..snapshot import ContentReader, PullSnapshot, Review, TeamLookup
 from .options import directory_option
-
-FORMATS = ("text", "json", "markdown")
 
 
 @click.command(name="plan")
@@ -50,49 +52,23 @@ def command(base: str, head: str | None, repo: Path, pull_file: Path | None, fmt
             echo(f"note: planning HEAD plus {count} uncommitted file{'s' if count != 1 else ''} in the "
                        "working tree (pass --head HEAD to plan commits only)", err=True)
     pull = load_pull(pull_file, repo, base_sha, head_sha) if pull_file else None
-    evaluation = plan(repo, base_sha, head_sha, pull)
-    if evaluation is None:
-        return 2
-    echo(output(evaluation, fmt), nl=False)
-    return 0 if evaluation.verdict == "approved" else 1
+    result = plan(repo, base_sha, head_sha, pull)
+    for line in result.errors():
+        echo(line, err=True)
+    echo(result.render(fmt), nl=False)
+    return result.exit_code
 
 
-def plan(repo: Path, base_sha: str, head_sha: str, pull: PullSnapshot | None) -> Evaluation | None:
-    """The evaluation, or None (after explaining why on stderr) when the base policy is unusable."""
+def plan(repo: Path, base_sha: str, head_sha: str, pull: PullSnapshot | None) -> PlanResult:
+    """The plan of the change, both trees read from git objects. The PR's files are those changed since
+    the merge base, as GitHub lists them."""
     with git.GitTree(repo, base_sha) as base_tree, git.GitTree(repo, head_sha) as head_tree:
-        return _plan(repo, base_tree, head_tree, pull)
 
+        def changed() -> list[str]:
+            entries = git.changed_files(repo, git.merge_base(repo, base_sha, head_sha), head_sha)
+            return list(dict.fromkeys(p for e in entries for p in (e.old_path, e.path) if p))
 
-def _plan(
-    repo: Path, base_tree: git.GitTree, head_tree: git.GitTree, pull: PullSnapshot | None
-) -> Evaluation | None:
-    base_sha, head_sha = base_tree.sha, head_tree.sha
-    policy, policy_problems = validate.read_policy(base_tree)
-    if policy is None:
-        echo(f"error: cannot evaluate: the base commit {base_sha[:12]} has no usable policy", err=True)
-        for problem in policy_problems:
-            echo(f"  {problem.location()}: {problem.severity}: {problem.message}", err=True)
-        return None
-    owners = codeowners.find_codeowners(base_tree)
-    # The PR's files, as GitHub lists them: changed since the merge base. Each is then compared between the
-    # base tip and the head, as `check` does, so a base that moved on is not mistaken for the PR's change.
-    entries = git.changed_files(repo, git.merge_base(repo, base_sha, head_sha), head_sha)
-    changed = list(dict.fromkeys(p for e in entries for p in (e.old_path, e.path) if p))
-    diff = changes.diff(base_tree, head_tree, policy, changed)
-    if pull is not None:
-        missing = approvals.teams_needed(policy, diff.changes, owners, pull.labels) - set(pull.teams)
-        unlisted = {t: TeamLookup(None, "not listed under `teams` in the --pull file") for t in missing}
-        pull = replace(pull, teams={**pull.teams, **unlisted})
-    problems = [*policy_problems, *diff.problems]
-    return approvals.evaluate(diff.changes, policy, owners, pull, problems=problems)
-
-
-def output(evaluation: Evaluation, fmt: str) -> str:
-    if fmt == "json":
-        return json_text(evaluation.to_json(), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        return render.comment_markdown(evaluation).rstrip("\n") + "\n"
-    return render.plan_text(evaluation)
+        return planning.plan(base_sha, base_tree, head_tree, changed, pull)
 
 
 # --- the --pull snapshot ----------------------------------------------------------------------------------
