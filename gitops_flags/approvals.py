@@ -25,18 +25,23 @@ for file contents at any commit (for stale approvals). The rules, in the order t
    usable workflow applies, `rejected` when a step is, `approved` when every step is satisfied or
    skipped, `pending` otherwise. The PR's verdict is the worst (`result.worst`); no changes at all is
    `approved` ("no flag changes").
+
+One module on purpose (~620 lines): the rules run as one pass over each change, sharing one `_Run` (its
+cache of file reads and merge bases, its warnings), and the file follows the order above, so a rule is
+read where it applies. Judging a change under two policies is `two_policies` (re-exported here for
+`apply`); which PR facts are read, and when, is `check`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import matching
 from .changes import Change
 from .codeowners import CodeOwners
-from .model import BUILTIN_ROLE_CODEOWNER, CODEOWNERS_PATHS, POLICY_PATH, Policy, Step, Workflow
+from .model import BUILTIN_ROLE_CODEOWNER, Policy, Step, Workflow
 from .policy import (
     Principal,
     condition_holds,
@@ -47,11 +52,13 @@ from .policy import (
     uses_codeowners,
 )
 from .problems import Problem
-from .result import VERDICT_ORDER, ChangeResult, Evaluation, StepResult, StepState, Verdict, worst
+from .result import ChangeResult, Evaluation, StepResult, StepState, Verdict, worst
 from .snapshot import DECISIVE_STATES, PullSnapshot, Review, normalize_login
-from .tree import Tree
+from .two_policies import combine, same_rules
 
 NO_CHANGES = "no flag changes"
+__all__ = ["NO_CHANGES", "Decisions", "change_files", "combine", "decisions", "evaluate", "same_rules",
+           "teams_needed"]
 
 
 def evaluate(
@@ -619,44 +626,3 @@ def _message(results: Sequence[ChangeResult], stray: Sequence[Problem], rejected
 def _idents(results: Sequence[ChangeResult]) -> str:
     idents = [r.change.ident() for r in results]
     return ", ".join(idents[:3]) + (f" and {len(idents) - 3} more" if len(idents) > 3 else "")
-
-
-# --- two policies ------------------------------------------------------------------------------------
-
-
-def same_rules(a: Tree, b: Tree, config: str = POLICY_PATH) -> bool:
-    """Whether two commits hold the same policy and CODEOWNERS files (then one evaluation serves both)."""
-    return all(a.read(path) == b.read(path) for path in (config, *CODEOWNERS_PATHS))
-
-
-def combine(first: Evaluation, first_label: str, second: Evaluation, second_label: str) -> Evaluation:
-    """The changes as judged under two policies (a PR's base policy, and the one in force where it lands):
-    each change needs both. Per change the worse result is kept; where the two disagree its reason names
-    the policy that blocked it (`first_label` / `second_label`, e.g. "under the policy at abc1234")."""
-    rank = VERDICT_ORDER.index
-    theirs = {r.change.ident(): r for r in second.changes}
-    results: list[ChangeResult] = []
-    for mine in first.changes:
-        other = theirs.pop(mine.change.ident(), None)
-        if other is None or rank(mine.verdict) <= rank(other.verdict):
-            label = first_label if other is not None and other.verdict != mine.verdict else ""
-            results.append(_labelled(mine, label))
-        else:
-            results.append(_labelled(other, second_label))
-    results += [_labelled(r, second_label) for r in theirs.values()]
-    verdict = worst([first.verdict, second.verdict, *(r.verdict for r in results)])
-    if rank(second.verdict) < rank(first.verdict):
-        message = f"{second_label}: {second.message}" if second.message else second_label
-    elif rank(first.verdict) < rank(second.verdict) and first.verdict != "approved":
-        message = f"{first_label}: {first.message}" if first.message else first_label
-    else:
-        message = first.message
-    problems = (*first.problems, *(p for p in second.problems if p not in first.problems))
-    warnings = (*first.warnings, *(w for w in second.warnings if w not in first.warnings))
-    return Evaluation(verdict, tuple(results), problems, message, warnings)
-
-
-def _labelled(result: ChangeResult, label: str) -> ChangeResult:
-    if not label or result.verdict == "approved":
-        return result
-    return replace(result, reason=f"{label}: {result.reason}" if result.reason else label)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from . import approvals, changes, codeowners, validate
+from . import approvals, changes, codeowners, two_policies, validate
 from .model import POLICY_PATH
 from .reconcile import MergedPull
 from .result import Evaluation
@@ -129,11 +129,11 @@ def evaluate_current(pull: PullInfo, changed: Sequence[str], reviews: Sequence[R
     tip = port.branch_head(pull.base_ref)
     if tip is None or tip == pull.base_sha:
         return evaluation
-    if approvals.same_rules(port.tree(pull.base_sha), port.tree(tip), config):
+    if two_policies.same_rules(port.tree(pull.base_sha), port.tree(tip), config):
         return evaluation
     current = evaluate_pull(pull, changed, reviews, port, config, policy_at=tip)
     branch = pull.base_ref
-    combined = approvals.combine(
+    combined = two_policies.combine(
         evaluation, f"under the PR's base policy (at {pull.base_sha[:7]})",
         current, f"under {branch}'s current policy (at {tip[:7]}; the PR's base is behind)",
     )

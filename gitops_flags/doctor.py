@@ -3,8 +3,11 @@
 A writer can post the required status themselves, and a PR can replace the apply workflow; only GitHub's
 own settings stop that. This module is pure: `Facts` holds what the API answered (each answer either data,
 "missing" — GitHub says it is not configured — or "unknown" — the token may not read it), and `checks`
-turns them into `Check`s, each ok / missing / unknown with the exact fix. The command (commands/doctor.py)
-fetches; the renderers here print text, JSON and Markdown.
+turns them into `Check`s, each ok / missing / unknown with the exact fix; `Checklist` is the result every
+format (text, JSON, Markdown, the job summary) renders. `github.settings` fetches the facts.
+
+One module on purpose (~560 lines): the checklist is one list of short checks over the same `Facts`, read
+side by side with GitHub's settings pages; split, a reader would chase one checklist through files.
 """
 
 from __future__ import annotations
@@ -476,6 +479,24 @@ def _org_pinning(facts: Facts) -> Check:
 # --- rendering (pure) -----------------------------------------------------------------------------------
 
 ICON = {"ok": "✅", "missing": "❌", "unknown": "❔"}
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """The doctor's result: the facts and the checks decided from them, in every format."""
+
+    facts: Facts
+    found: tuple[Check, ...]
+
+    def render(self, fmt: str) -> str:
+        return {"text": text, "json": as_json, "markdown": markdown}[fmt](self.facts, self.found)
+
+    def failed(self, strict: bool = False) -> bool:
+        return failed(self.found, strict)
+
+
+def checklist(facts: Facts) -> Checklist:
+    return Checklist(facts, tuple(checks(facts)))
 
 
 def failed(found: Iterable[Check], strict: bool = False) -> bool:
