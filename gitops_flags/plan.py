@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from . import approvals, changes, codeowners, render, validate
-from .inert import json_text
 from .problems import Problem
 from .result import Evaluation
 from .snapshot import PullSnapshot, TeamLookup
@@ -33,13 +33,16 @@ class PlanResult:
             return 2
         return 0 if self.evaluation.verdict == "approved" else 1
 
+    def document(self) -> dict[str, Any] | None:
+        """The `--format json` document: the stable contract (`Evaluation.to_json`). The printer writes it
+        (`inert.json_text`, so no line of it is a workflow command)."""
+        return self.evaluation.to_json() if self.evaluation is not None else None
+
     def render(self, fmt: str) -> str:
-        """The plan in one of `FORMATS` (json is the stable contract: `Evaluation.to_json`)."""
+        """The plan as text or Markdown (json: `document`)."""
         evaluation = self.evaluation
         if evaluation is None:
             return ""
-        if fmt == "json":
-            return json_text(evaluation.to_json(), indent=2, ensure_ascii=False) + "\n"
         if fmt == "markdown":
             return render.comment_markdown(evaluation).rstrip("\n") + "\n"
         return render.plan_text(evaluation)

@@ -27,7 +27,7 @@ import click
 
 from .. import git
 from .. import plan as planning
-from ..inert import echo
+from ..inert import echo, json_text
 from ..plan import FORMATS, PlanResult
 from ..problems import GitopsFlagsError
 from ..snapshot import ContentReader, PullSnapshot, Review, TeamLookup
@@ -55,7 +55,11 @@ def command(base: str, head: str | None, repo: Path, pull_file: Path | None, fmt
     result = plan(repo, base_sha, head_sha, pull)
     for line in result.errors():
         echo(line, err=True)
-    echo(result.render(fmt), nl=False)
+    document = result.document()
+    if fmt == "json" and document is not None:
+        echo(json_text(document, indent=2, ensure_ascii=False) + "\n", nl=False)
+    else:
+        echo(result.render(fmt), nl=False)
     return result.exit_code
 
 
