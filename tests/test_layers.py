@@ -59,12 +59,14 @@ LAYERS: dict[str, str] = {
     "reconcile": CORE,
     "walk": CORE,  # which commits apply walks, over the History port
     "notify": CORE,  # the texts of notifications; `delivery` sends them
-    "doctor": CORE,  # the settings checklist over the API's answers; `commands/doctor` fetches them
+    "doctor": CORE,  # the settings checklist over the API's answers; `github/settings` fetches them
+    "two_policies": CORE,
     "store.base": CORE,  # the Store port and its documents
     "store.state": CORE,
     "store.seal": CORE,  # HMAC over plain bytes; the key is an argument
     # use cases
     "check": USE_CASE,
+    "plan": USE_CASE,
     "apply": USE_CASE,
     "advance": USE_CASE,
     "advance_report": USE_CASE,  # renders advance's `Outcome`, so it sits beside its use case
