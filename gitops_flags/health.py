@@ -17,7 +17,9 @@ A reviewed flag file is still not trusted with the runner's network or environme
 - the answer is capped in size (`MAX_BODY_BYTES`) and the whole exchange in time (`timeout_seconds`);
 - the answer's text never appears in a result: details name the field path and the type found.
 
-The parsing and comparison are pure functions beside the calls.
+The parsing and comparison are pure functions beside the calls. The module stays whole (~440 lines):
+the connect-time guard, the capped read and the parsing of answers are read together to see that no
+header reaches an unchecked address; the pure rules themselves live in `egress`.
 """
 
 from __future__ import annotations

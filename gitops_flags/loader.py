@@ -8,6 +8,8 @@ pass. That pass is cheaper than PyYAML's own constructor, which keeps loading at
 `yaml.load(text, Loader=CSafeLoader)` (benchmarks/loader_floor.py measures it).
 
 The composed root node stays in the `Document`, so `position()` finds a line only when someone asks.
+One module (~610 lines) on purpose: the builder's checks are inlined in one pass over the nodes, the hot
+path of `validate`; splitting them into helpers costs a call per node.
 """
 
 from __future__ import annotations

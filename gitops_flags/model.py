@@ -3,6 +3,9 @@
 The models check structure only (types, required fields, no unknown fields). Checks that need more than
 one value or more than one file (variants that exist, stages that increase, environments declared in the
 policy, ...) live in `validate`, which reports them with file and line.
+
+One module (~460 lines): the three kinds share field types and the strict base, and the editor schemas
+(`jsonschemas`) are generated from this one place, so a field's description is written once.
 """
 
 from __future__ import annotations
