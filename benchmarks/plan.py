@@ -8,7 +8,10 @@ tree (the whole-process reference). Figures are medians; ratios are medians of p
 Targets (issue 15): plan ≤ 10% of whole-process validate; plan at 1k / 10k / 50k flags within 1.5x of
 each other.
 
-    python benchmarks/plan.py [--sizes 1000,10000,50000] [--rounds 5]
+    python benchmarks/plan.py [--sizes 1000,10000,50000] [--rounds 5] [--instructions]
+
+`--instructions` also counts plan's instructions (callgrind; its git processes included), which the
+machine's load does not move, against those of importing what plan imports.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import PYTHON, load_average, median, paired, ratio_median
+from harness import PYTHON, instructions, load_average, median, paired, ratio_median
 
 from gitops_flags.commands import init
 from gitops_flags.commands import plan as plan_command
@@ -87,7 +90,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--instructions", action="store_true", help="also count instructions (callgrind)")
     args = parser.parse_args()
+    counts: dict[int, int] = {}
+    imports = [PYTHON, "-c", "import gitops_flags.cli, gitops_flags.commands.plan"]
     plans: dict[int, float] = {}
     ratios: dict[int, float] = {}
     for n in (int(x) for x in args.sizes.split(",")):
@@ -105,6 +111,9 @@ def main() -> int:
                 "plan": [*cli, "plan", "--repo", str(root), "--base", base, "--head", head],
                 "validate": [*cli, "validate", "--repo", str(root)],
             }, args.rounds, cwd=root)
+            if args.instructions:
+                counted = instructions([*cli, "plan", "--repo", str(root), "--base", base, "--head", head])
+                counts[n] = counted.total
         plans[n], ratios[n] = median(r["plan"]), ratio_median(r["plan"], r["validate"])
         print(f"\n{n} flags (built in {built:.0f} s), a commit changing 5 of them ({len(evaluation.changes)} "
               f"changes, {flags} flag changes); median of {args.rounds} paired rounds; {load_average()}")
@@ -112,9 +121,16 @@ def main() -> int:
             wall, cpu = median(samples) * 1000, median(samples, "cpu") * 1000
             print(f"  {name:16} {wall:7.0f} ms wall {cpu:7.0f} ms CPU")
         print(f"  plan / validate: {ratios[n]:.1%} (target ≤ 10%)")
+        if n in counts:
+            print(f"  plan: {counts[n] / 1e6:.0f} M instructions, its git processes included")
     spread = max(plans.values()) / min(plans.values())
     print(f"\nplan across sizes: {', '.join(f'{n}: {t * 1000:.0f} ms' for n, t in plans.items())}; "
           f"largest / smallest {spread:.2f}x (target ≤ 1.5x)")
+    if counts:
+        base = instructions(imports).total
+        print(f"plan's instructions: {', '.join(f'{n}: {c / 1e6:.0f} M' for n, c in counts.items())}; "
+              f"largest / smallest {max(counts.values()) / min(counts.values()):.2f}x; importing what plan "
+              f"imports: {base / 1e6:.0f} M")
     return 0
 
 

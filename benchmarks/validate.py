@@ -1,7 +1,7 @@
 """`gitops-flags validate` on generated repositories, whole processes paired with their references.
 
     python benchmarks/validate.py [--sizes 1000,10000,50000] [--rounds 5] [--check-jsonschema PATH]
-    python benchmarks/validate.py --crossover [--rounds 9]
+    python benchmarks/validate.py --crossover [--rounds 9] [--instructions] [--crossover-sizes 100,200]
 
 For each size it writes that many realistic ~600-byte flag files (booleans, strings, numbers and
 schema-checked objects, with targeting rules and rollouts, spread over team folders), two schemas and a
@@ -15,7 +15,8 @@ policy, then runs in every round, one after the other (so that load from other p
 
 Figures are medians over the rounds; ratios are medians of the per-round ratios. Peak RSS is the largest
 process's (the parent or one worker). `--crossover` compares `--jobs 1` and `--jobs 2` on small
-repositories, which sets `parallel.SERIAL_BELOW`.
+repositories, which sets `parallel.SERIAL_BELOW`; with `--instructions` it also counts instructions under
+callgrind, which the load of a shared machine does not move.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import random
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import PYTHON, Sample, load_average, median, paired, ratio_median
+from harness import PYTHON, Sample, instructions, load_average, median, paired, ratio_median
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,19 +206,29 @@ def measure(n: int, rounds: int, check_jsonschema: str | None) -> None:
           f"--jobs 1: {speedup:.2f}x (linear on {workers} cores: {workers}x)")
 
 
-def crossover(rounds: int) -> None:
+def crossover(rounds: int, sizes: Sequence[int], count: bool) -> None:
+    """--jobs 1 against --jobs 2 on small repositories: paired wall time, and (with `count`) instructions,
+    which the machine's load does not move: the serial run's against the parallel run's critical path (the
+    parent plus its busiest worker: its wall time on two idle cores, fork's kernel time aside)."""
     print(f"crossover: whole-process validate --jobs 1 vs --jobs 2, median of {rounds} paired rounds; "
           f"{load_average()}")
-    for n in (100, 200, 300, 400, 600, 800):
+    for n in sizes:
         tmp = Path(tempfile.mkdtemp(prefix="gitops-flags-bench-"))
         try:
             generate(tmp, n)
             r = paired({"1": cli(tmp, "--jobs", "1"), "2": cli(tmp, "--jobs", "2")}, rounds, cwd=tmp)
+            counted = [instructions(cli(tmp, "--jobs", j), cwd=tmp) for j in ("1", "2")] if count else []
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         one, two = median(r["1"]) * 1000, median(r["2"]) * 1000
         ratio = ratio_median(r["2"], r["1"])
-        print(f"  {n:5} flags: --jobs 1 {one:6.0f} ms, --jobs 2 {two:6.0f} ms ({ratio:.2f}x)")
+        text = f"  {n:5} flags: --jobs 1 {one:6.0f} ms, --jobs 2 {two:6.0f} ms ({ratio:.2f}x)"
+        if counted:
+            serial, parallel = counted
+            text += (f"; instructions: --jobs 1 {serial.total / 1e6:6.0f} M, --jobs 2 critical path "
+                     f"{parallel.critical / 1e6:6.0f} M ({parallel.critical / serial.total:.2f}x), "
+                     f"all processes {parallel.total / 1e6:6.0f} M ({parallel.total / serial.total:.2f}x)")
+        print(text, flush=True)
 
 
 def main() -> None:
@@ -226,9 +238,12 @@ def main() -> None:
     parser.add_argument("--check-jsonschema", default=shutil.which("check-jsonschema"),
                         help="the check-jsonschema command (default: from PATH; skipped when absent)")
     parser.add_argument("--crossover", action="store_true")
+    parser.add_argument("--crossover-sizes", default="100,200,400,800,1600")
+    parser.add_argument("--instructions", action="store_true",
+                        help="with --crossover: also count instructions under callgrind (slow, load-free)")
     args = parser.parse_args()
     if args.crossover:
-        crossover(args.rounds)
+        crossover(args.rounds, [int(s) for s in args.crossover_sizes.split(",")], args.instructions)
         return
     for n in (int(s) for s in args.sizes.split(",")):
         measure(n, args.rounds, args.check_jsonschema)

@@ -87,7 +87,9 @@ def duration_seconds(text: str) -> int:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so a command builds only the models it
+    # uses (and a nested model's schema only inside its parent's)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 # --- flag files -------------------------------------------------------------------------------------

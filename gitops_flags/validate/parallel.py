@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..model import Flag
 from ..tree import DirTree
 from .flag_files import FlagChunk, FlagRun, check_flag_files
 
@@ -68,6 +69,7 @@ def check_flag_files_parallel(
         return check_flag_files(tree, paths, run)
     import multiprocessing  # only a run that uses the pool pays for importing it
 
+    Flag.model_rebuild()  # models are built on first use: build it once here, not once in every worker
     global _job
     _job = (tree, run)
     try:
