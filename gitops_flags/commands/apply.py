@@ -268,11 +268,6 @@ def _refusal_commenter(env: ActionsEnv, repo: Path, head: str, source_factory: S
 # --- judging without a store: the merge queue's check ----------------------------------------------
 
 
-def first_parent_chain(repo: Path, base: str | None, head: str) -> list[tuple[str, str | None]]:
-    """(commit, first parent) after `base` up to `head` along first parents, oldest first."""
-    return git.first_parent_chain(repo, base, head)
-
-
 def judge_commits(repo: Path, base: str, head: str, source: MergedPullSource, now: datetime) -> ApplyResult:
     """What apply would decide for the first-parent commits base..head, written nowhere (`check` runs it
     on a merge queue's group); prints each result as apply does."""

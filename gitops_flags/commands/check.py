@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from .. import actions_env, check, check_report, github, model, notify, render
+from .. import actions_env, check, check_report, git, github, model, notify, render
 from ..actions_env import ActionsEnv, GroupTarget, PullTarget, Skip
 from ..check_report import CheckReport
 from ..github import GitHubClient, GitHubError, TooManyFiles, WriteForbidden
@@ -129,7 +129,7 @@ def run_group(options: Options, env: ActionsEnv, make_client: ClientFactory, gro
     repository = options.repo or env.repository or ""
     client = make_client(env.api_url, env.token or None, repository)
     checkout = (options.checkout or Path(env.workspace or ".")).resolve()
-    chain = [sha for sha, _ in apply_cmd.first_parent_chain(checkout, group.base_sha, group.head_sha)]
+    chain = [sha for sha, _ in git.first_parent_chain(checkout, group.base_sha, group.head_sha)]
     ends = github.queue_entries(client.matching_refs(f"heads/gh-readonly-queue/{group.base_ref}/"),
                                 group.base_ref)
     head = github.QUEUE_REF.fullmatch(group.head_ref)
