@@ -1,6 +1,7 @@
 """`gitops-flags validate` on generated repositories, whole processes paired with their references.
 
     python benchmarks/validate.py [--sizes 1000,10000,50000] [--rounds 5] [--check-jsonschema PATH]
+                                  [--instructions]
     python benchmarks/validate.py --crossover [--rounds 9] [--instructions] [--crossover-sizes 100,200]
 
 For each size it writes that many realistic ~600-byte flag files (booleans, strings, numbers and
@@ -10,6 +11,8 @@ policy, then runs in every round, one after the other (so that load from other p
 - `python -c pass` (the interpreter's own start);
 - floor: a process that reads every flag file and parses it with `yaml.load(..., Loader=CSafeLoader)`
   (no positions, no checks: the least any YAML validator must do);
+- the floor's work split over one forked process per core: the speed-up this machine gives perfectly
+  parallel work, the reference for validate's speed-up over `--jobs 1`;
 - `gitops-flags validate` (one worker per core), `validate --jobs 1`, and `validate flags` (paths given);
 - check-jsonschema (what users pick instead) with the flag JSON Schema, when installed, at 10,000 only.
 
@@ -22,6 +25,7 @@ callgrind, which the load of a shared machine does not move.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import sys
@@ -101,6 +105,23 @@ for path in paths:
 """
 
 
+# The floor's work split over `n` processes (forked after the import and the listing, as validate's workers
+# are): what this machine gives perfectly parallel work with no serial part, the reference for the speed-up.
+FLOOR_SPLIT = """\
+import os, sys, yaml
+paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs if f.endswith(".yaml"))
+n = int(sys.argv[2])
+k = next((k for k in range(1, n) if os.fork() == 0), 0)
+for path in paths[k::n]:
+    with open(path, "rb") as f:
+        yaml.load(f.read(), Loader=yaml.CSafeLoader)
+if k:
+    os._exit(0)
+for _ in range(n - 1):
+    os.wait()
+"""
+
+
 def flag_text(i: int, rng: random.Random) -> tuple[str, str]:
     """(folder, text) of one realistic flag, about 600 bytes."""
     team = TEAMS[i % len(TEAMS)]
@@ -170,13 +191,15 @@ def line(name: str, samples: list[Sample], reference: list[Sample] | None = None
     return text
 
 
-def measure(n: int, rounds: int, check_jsonschema: str | None) -> None:
+def measure(n: int, rounds: int, check_jsonschema: str | None, count: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gitops-flags-bench-"))
+    cores = len(os.sched_getaffinity(0))
     try:
         size = generate(tmp, n)
         commands = {
             "python -c pass": [PYTHON, "-c", "pass"],
             "floor (read + CSafeLoader)": [PYTHON, "-c", FLOOR, str(tmp / "flags")],
+            "floor on every core": [PYTHON, "-c", FLOOR_SPLIT, str(tmp / "flags"), str(cores)],
             "validate": cli(tmp),
             "validate --jobs 1": cli(tmp, "--jobs", "1"),
             "validate flags (paths given)": cli(tmp, str(tmp / "flags")),
@@ -186,6 +209,7 @@ def measure(n: int, rounds: int, check_jsonschema: str | None) -> None:
             commands["check-jsonschema"] = [check_jsonschema, "--schemafile",
                                             str(ROOT / "gitops_flags" / "jsonschema" / "flag.json"), *files]
         r = paired(commands, rounds, cwd=tmp)
+        counted = [instructions(cli(tmp, *args), cwd=tmp) for args in (("--jobs", "1"), ())] if count else []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     floor, full, serial = r["floor (read + CSafeLoader)"], r["validate"], r["validate --jobs 1"]
@@ -200,10 +224,19 @@ def measure(n: int, rounds: int, check_jsonschema: str | None) -> None:
         print(line("check-jsonschema", r["check-jsonschema"], floor, "the floor"))
         print(f"  {'':34} validate is {ratio_median(r['check-jsonschema'], full):.1f}x faster "
               "than check-jsonschema")
-    workers = max(1, round(median(full, "cpu") / median(full)))
-    speedup = ratio_median(serial, full)
+    split = r["floor on every core"]
+    print(line(f"floor on every core ({cores} processes)", split, floor, "the floor"))
+    speedup, ceiling = ratio_median(serial, full), ratio_median(floor, split)
     print(f"  CPU use of validate: {median(full, 'cpu') / median(full):.2f} cores busy; speed-up over "
-          f"--jobs 1: {speedup:.2f}x (linear on {workers} cores: {workers}x)")
+          f"--jobs 1: {speedup:.2f}x ({speedup / cores:.0%} of linear on {cores} cores); the floor's own "
+          f"speed-up on {cores} processes: {ceiling:.2f}x (what this machine gives work with no serial "
+          f"part); validate gets {speedup / ceiling:.0%} of that")
+    if counted:
+        one, every = counted
+        gain = one.total / every.critical
+        print(f"  instructions: --jobs 1 {one.total / 1e6:.0f} M; default {every.total / 1e6:.0f} M in all, "
+              f"critical path (parent + busiest worker) {every.critical / 1e6:.0f} M: speed-up "
+              f"{gain:.2f}x on idle cores ({gain / cores:.0%} of linear)")
 
 
 def crossover(rounds: int, sizes: Sequence[int], count: bool) -> None:
@@ -240,13 +273,14 @@ def main() -> None:
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--crossover-sizes", default="100,200,400,800,1600")
     parser.add_argument("--instructions", action="store_true",
-                        help="with --crossover: also count instructions under callgrind (slow, load-free)")
+                        help="also count instructions under callgrind (slow, load-free): --jobs 1 against "
+                        "the default's critical path, or with --crossover at each crossover size")
     args = parser.parse_args()
     if args.crossover:
         crossover(args.rounds, [int(s) for s in args.crossover_sizes.split(",")], args.instructions)
         return
     for n in (int(s) for s in args.sizes.split(",")):
-        measure(n, args.rounds, args.check_jsonschema)
+        measure(n, args.rounds, args.check_jsonschema, args.instructions)
 
 
 if __name__ == "__main__":
