@@ -1,25 +1,32 @@
-"""Start-up: `gitops-flags validate` on the bundled example (this repository's own flags/ and policy) and
-`gitops-flags --help`, whole processes paired with `python -c pass` in the same rounds.
+"""Start-up: `gitops-flags validate` on the bundled example (this repository's own flags/ and policy), on a
+repository without schemas (`gitops-flags init`'s starter: one boolean flag) and `gitops-flags --help`,
+whole processes paired with `python -c pass` in the same rounds.
 
     python benchmarks/startup.py [--rounds 21] [--instructions]
 
 Target (issue 15): validate on the bundled example ≤ 120 ms. The reference "libraries only" imports what
 validating cannot do without (click, PyYAML, pydantic's BaseModel, jsonschema) and nothing of ours: the
-part of the start-up that this project's code does not decide. `--instructions` adds each command's
+part of the start-up that this project's code does not decide; without jsonschema, the same for a
+repository without schemas, which validates without loading it. `--instructions` adds each command's
 instruction count (callgrind), which the machine's load does not move.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import PYTHON, instructions, load_average, median, paired
 
+from gitops_flags.commands import init
+
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = "import click, yaml, jsonschema\nfrom pydantic import BaseModel"
+WITHOUT_JSONSCHEMA = "import click, yaml\nfrom pydantic import BaseModel"
 
 
 def main() -> None:
@@ -28,20 +35,30 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="also count instructions (callgrind)")
     args = parser.parse_args()
     cli = [PYTHON, "-m", "gitops_flags"]
+    starter = Path(tempfile.mkdtemp(prefix="gitops-flags-starter-"))
+    for dest, content in init.plan_files().items():
+        (starter / dest).parent.mkdir(parents=True, exist_ok=True)
+        (starter / dest).write_text(content)
     commands = {
         "python -c pass": [PYTHON, "-c", "pass"],
         "libraries only (click, yaml, pydantic, jsonschema)": [PYTHON, "-c", LIBRARIES],
+        "libraries without jsonschema": [PYTHON, "-c", WITHOUT_JSONSCHEMA],
         "gitops-flags --help": [*cli, "--help"],
-        "gitops-flags validate (bundled example)": [*cli, "validate", "--repo", str(ROOT)],
+        "gitops-flags validate (bundled example)": [*cli, "validate", "-C", str(ROOT)],
+        "gitops-flags validate (no schemas: init's starter)": [*cli, "validate", "-C", str(starter)],
     }
-    results = paired(commands, args.rounds)
-    print(f"median of {args.rounds} paired rounds; {load_average()}")
-    for name, samples in results.items():
-        wall, cpu = median(samples) * 1000, median(samples, "cpu") * 1000
-        text = f"{name:52} {wall:6.0f} ms wall {cpu:6.0f} ms CPU {median(samples, 'rss_mb'):5.0f} MB peak RSS"
-        if args.instructions:
-            text += f" {instructions(commands[name]).total / 1e6:6.0f} M instructions"
-        print(text, flush=True)
+    try:
+        results = paired(commands, args.rounds)
+        print(f"median of {args.rounds} paired rounds; {load_average()}")
+        for name, samples in results.items():
+            wall, cpu = median(samples) * 1000, median(samples, "cpu") * 1000
+            text = (f"{name:52} {wall:6.0f} ms wall {cpu:6.0f} ms CPU {median(samples, 'rss_mb'):5.0f} MB "
+                    "peak RSS")
+            if args.instructions:
+                text += f" {instructions(commands[name]).total / 1e6:6.0f} M instructions"
+            print(text, flush=True)
+    finally:
+        shutil.rmtree(starter, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, get_args, runtime_checkable
 
-from . import schema_compat, validate
+from . import validate
 from .loader import load_bytes
 from .model import (
     CODEOWNERS_PATHS,
@@ -278,6 +278,8 @@ class _Differ:
             self._check_version(path, after, old, new, changed=old.description != new.description)
             return [change("schema_update", summary, False)]
         self._check_version(path, after, old, new, changed=True)
+        from . import schema_compat  # jsonschema, loaded only when a schema's meaning changed
+
         breaking, reasons = schema_compat.is_breaking(old.json_schema, new.json_schema)
         verdict = f"breaking: {_first(reasons, 3)}" if breaking else "compatible: old values still pass"
         summary = f"version {old.version} → {new.version}; {verdict}"

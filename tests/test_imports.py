@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gitops_flags.commands import init
+
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = """
@@ -23,12 +25,39 @@ HEAVY = ("github", "requests", "urllib3", "httpx", "litestar", "litestar_flags",
          "gitops_flags.schema_compat", "gitops_flags.result", "gitops_flags.approvals")
 
 
-def imported(*args: str) -> list[str]:
+# jsonschema and what it brings (~45-75 ms of start-up): loaded only when there is a schema to evaluate.
+SCHEMA_LIBRARIES = ("jsonschema", "jsonschema_specifications", "referencing", "attrs", "rpds",
+                    "gitops_flags.safe_schema", "gitops_flags.schema_compat")
+
+
+def imported(*args: str, cwd: Path = REPO, codes: tuple[int, ...] = (0,)) -> list[str]:
     out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True,
-                         cwd=REPO)
+                         cwd=cwd)
     code, modules = json.loads(out.stdout.splitlines()[-1])
-    assert code == 0, out.stderr
+    assert code in codes, out.stderr
     return list(modules)
+
+
+def schema_less_repository(root: Path) -> Path:
+    """`gitops-flags init`'s files (one boolean flag, no schema), committed, then a commit turning the flag
+    off in production."""
+    for dest, content in init.plan_files().items():
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        (root / dest).write_text(content)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=root, check=True)
+    flag = root / "flags" / "example_flag.yaml"
+    text = flag.read_text()
+    assert text.endswith("  production:\n    enabled: true\n")
+    flag.write_text(text.replace("  production:\n    enabled: true\n", "  production:\n    enabled: false\n"))
+    subprocess.run([*git, "commit", "-qam", "production off"], cwd=root, check=True)
+    return root
+
+
+def loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m in names or m.split(".")[0] in names)
 
 
 def ours(modules: list[str]) -> list[str]:
@@ -62,3 +91,17 @@ def test_help_imports_no_command() -> None:
 
 def test_github_format_loads_the_annotation_renderer() -> None:
     assert "gitops_flags.render" in imported("validate", "--repo", str(REPO), "--format", "github")
+
+
+def test_validate_of_a_repository_without_schemas_loads_no_jsonschema(tmp_path: Path) -> None:
+    root = schema_less_repository(tmp_path)
+    assert loaded(imported("validate", "-C", str(root), cwd=root), SCHEMA_LIBRARIES) == []
+    # ...which the bundled example, with schemas and object flags, does load: the probe can tell.
+    assert "jsonschema" in loaded(imported("validate", "-C", str(REPO)), SCHEMA_LIBRARIES)
+
+
+def test_plan_of_a_change_without_schemas_loads_no_jsonschema(tmp_path: Path) -> None:
+    root = schema_less_repository(tmp_path)
+    modules = imported("plan", "-C", str(root), "--base", "HEAD~1", "--head", "HEAD", cwd=root, codes=(0, 1))
+    assert "gitops_flags.changes" in modules
+    assert loaded(modules, SCHEMA_LIBRARIES) == []

@@ -10,9 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from referencing.exceptions import Unresolvable
-
-from .. import egress, model, safe_schema, semantics
+from .. import egress, model, semantics
 from ..loader import Document
 from ..model import Condition, Flag, Policy, SchemaDoc
 from ..problems import Problem
@@ -152,6 +150,10 @@ def _check_variants(
     validator = schema_validator(schema)
     if validator is None:
         return
+    from referencing.exceptions import Unresolvable  # loaded with jsonschema by `schema_validator`
+
+    from .. import safe_schema
+
     for name, value in flag.variants.items():
         if not isinstance(value, dict):
             continue
