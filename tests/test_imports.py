@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gitops_flags.commands import init
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,10 +40,19 @@ def imported(*args: str, cwd: Path = REPO, codes: tuple[int, ...] = (0,)) -> lis
     return list(modules)
 
 
-def schema_less_repository(root: Path) -> Path:
-    """`gitops-flags init`'s files (one boolean flag, no schema), committed, then a commit turning the flag
-    off in production."""
-    for dest, content in init.plan_files().items():
+SCHEMA = "name: limits\nversion: 1\nschema:\n  type: object\n  properties: {limit: {type: integer}}\n"
+OBJECT_FLAG = ("key: limits_flag\ndescription: An object flag\nowner: '@your-org/flag-owners'\ntype: object\n"
+               "schema: limits\nvariants:\n  small: {limit: 10}\ndefault_variant: small\n"
+               "environments:\n  staging: {enabled: true}\n  production: {enabled: true}\n")
+
+
+def schema_less_repository(root: Path, schema_beside: bool = False) -> Path:
+    """`gitops-flags init`'s files (one boolean flag; with `schema_beside` also a schema and an object flag
+    using it), committed, then a commit turning the boolean flag off in production."""
+    files = dict(init.plan_files())
+    if schema_beside:
+        files |= {"flags/schemas/limits.yaml": SCHEMA, "flags/limits_flag.yaml": OBJECT_FLAG}
+    for dest, content in files.items():
         (root / dest).parent.mkdir(parents=True, exist_ok=True)
         (root / dest).write_text(content)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
@@ -100,8 +111,14 @@ def test_validate_of_a_repository_without_schemas_loads_no_jsonschema(tmp_path: 
     assert "jsonschema" in loaded(imported("validate", "-C", str(REPO)), SCHEMA_LIBRARIES)
 
 
-def test_plan_of_a_change_without_schemas_loads_no_jsonschema(tmp_path: Path) -> None:
-    root = schema_less_repository(tmp_path)
+@pytest.mark.parametrize("schema_beside", [False, True], ids=["no-schema", "schema-unused-by-the-change"])
+def test_plan_of_a_change_without_schemas_loads_no_jsonschema(tmp_path: Path, schema_beside: bool) -> None:
+    root = schema_less_repository(tmp_path, schema_beside)
     modules = imported("plan", "-C", str(root), "--base", "HEAD~1", "--head", "HEAD", cwd=root, codes=(0, 1))
     assert "gitops_flags.changes" in modules
     assert loaded(modules, SCHEMA_LIBRARIES) == []
+
+
+def test_validate_of_the_repository_with_a_schema_loads_it(tmp_path: Path) -> None:
+    root = schema_less_repository(tmp_path, schema_beside=True)
+    assert "jsonschema" in loaded(imported("validate", "-C", str(root), cwd=root), SCHEMA_LIBRARIES)

@@ -568,6 +568,26 @@ def test_only_checks_the_given_files_and_the_schemas_they_use() -> None:
     assert [(p.file, p.title) for p in missing.problems] == [("flags/gone.yaml", "not-found")]
 
 
+def test_a_partial_run_reports_a_broken_schema_its_flags_use_with_its_line() -> None:
+    # Schemas a partial run was not asked for are checked only once a requested flag names them (so that a
+    # plan touching no object flag loads no jsonschema): the problem and its line must be the same.
+    broken = SCHEMA_TEXT.replace("retries: {type: integer, minimum: 0}", "retries: {type: integr}")
+    tree = DictTree({
+        "flags/cfg.yaml": CFG,
+        "flags/x.yaml": GOOD,
+        "flags/schemas/checkout_config.yaml": broken,
+        "flags/schemas/unused.yaml": broken.replace("checkout_config", "unused"),
+    })
+    full = validate_tree(tree, POLICY)
+    partial = validate_tree(tree, POLICY, only=["flags/cfg.yaml"])
+    path = "flags/schemas/checkout_config.yaml"
+    assert [(p.file, p.line, p.title) for p in partial.problems] == [(path, 8, "invalid-schema")]
+    assert [p for p in full.problems if p.file == path] == list(partial.problems)
+    assert partial.checked == ("flags/cfg.yaml", "flags/schemas/checkout_config.yaml")
+    # A boolean flag alone: the schemas are neither reported nor checked.
+    assert validate_tree(tree, POLICY, only=["flags/x.yaml"]).problems == ()
+
+
 # --- the policy -----------------------------------------------------------------------------------------
 
 

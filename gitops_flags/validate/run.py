@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..loader import Document
 from ..model import Flag, Policy, SchemaDoc
 from ..problems import Problem
 from ..tree import DirTree, Tree
@@ -125,18 +126,22 @@ def validate_tree(
 
     changed_schemas = {file_stem(p) for p in schema_paths if wanted is None or p in wanted}
 
-    # Schemas first (few), each parsed once; a partial run reports only the requested ones and those its
-    # flags use, which are known once the flags are read.
-    loaded: list[tuple[str, SchemaDoc | None, list[Problem]]] = []
+    # Schemas first (few), each parsed once. Those reported whatever the flags say (all of them, or the
+    # requested ones) are checked as JSON Schemas now, before any worker forks, so that the workers inherit
+    # the examined validators. The others are reported only if a reported flag uses them, known once the
+    # flags are read, and checked then (below): a plan that touches no object flag or schema loads no
+    # jsonschema. `sdoc` is kept (for the lines) only for those.
+    loaded: list[tuple[str, SchemaDoc | None, Document | None, list[Problem]]] = []
     for path in schema_paths:
         schema, sdoc, found = parse_file(tree, path, SchemaDoc)
-        if schema is not None:
+        reported = wanted is None or path in wanted
+        if schema is not None and reported:
             found += check_schema_doc(schema, path, sdoc)
-        elif sdoc is not None:
+        elif schema is None and sdoc is not None:
             found += salvaged_problems(sdoc, path, policy, {}, SchemaDoc)
-        loaded.append((path, schema, found))
+        loaded.append((path, schema, None if reported else sdoc, found))
     every_schema: dict[str, SchemaDoc] = {}
-    for path, schema, _ in loaded:
+    for path, schema, _, _ in loaded:
         if schema is not None:
             every_schema.setdefault(file_stem(path), schema)
 
@@ -163,14 +168,17 @@ def validate_tree(
     needed = changed_schemas | chunk.refs
     schemas: dict[str, SchemaEntry] = {}
     checked: list[str] = []
-    for path, schema, found in loaded:
+    for path, schema, sdoc, found in loaded:
         name = file_stem(path)
         if name not in needed:
             continue
         if schema is not None:
             schemas.setdefault(name, SchemaEntry(path, schema))
+            if wanted is not None and path not in wanted:  # not checked above
+                found += check_schema_doc(schema, path, sdoc)
         problems += found
         checked.append(path)
+    del loaded
     if chunk.recheck:
         final = FlagRun(policy, {n: e.schema for n, e in schemas.items()}, None, run.changed_schemas,
                         run.clashing)
