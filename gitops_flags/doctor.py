@@ -24,6 +24,11 @@ Status = Literal["ok", "missing", "unknown"]
 KEY_SECRET = "GITOPS_FLAGS_STORE_KEY"
 ADMIN_ROLE_ID = 5  # RepositoryRole actor_id of the admin role in a ruleset's bypass list
 ADMIN_ACTORS = ("OrganizationAdmin", "EnterpriseOwner")
+# The GitHub Actions app (slug `github-actions`): statuses posted with a workflow's GITHUB_TOKEN come from it.
+# GitHub's docs do not print the id; `GET /apps/github-actions` answers 15368 (node_id MDM6QXBwMTUzNjg=,
+# "03:App15368"), as captured check-run `app` objects and required-check payloads in public repositories show.
+GITHUB_ACTIONS_APP_ID = 15368
+ANY_SOURCE = -1  # classic protection's app_id for "any app (or none) may set the status"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class Facts:
     store_repository: str = ""  # where the store branch lives ("" when not a branch store)
     store_branch: str = ""
     store: BranchRules | None = None
+    # The app whose statuses `check` posts: GitHub Actions with GITHUB_TOKEN, or the GitHub App whose
+    # installation token the action is given (`doctor --expected-app-id`).
+    expected_app_id: int = GITHUB_ACTIONS_APP_ID
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ def checks(facts: Facts) -> list[Check]:
         _secrets(facts),
         _workflow_permissions(facts, "default_workflow_permissions", "read"),
         _workflow_permissions(facts, "can_approve_pull_request_reviews", False),
+        _status_source(facts),
     ]
     if facts.owner_type == "Organization":
         out.append(_org_pinning(facts))
@@ -446,6 +455,71 @@ def _workflow_permissions(facts: Facts, key: str, wanted: Any) -> Check:
     value = (answer.data or {}).get(key)
     status: Status = "ok" if value == wanted else "missing"
     return Check(check_id, title, status, True, f"{key}: {json.dumps(value)}", fix if status != "ok" else "")
+
+
+def _app_name(app_id: int) -> str:
+    return f"the GitHub Actions app ({app_id})" if app_id == GITHUB_ACTIONS_APP_ID else f"app {app_id}"
+
+
+def _status_sources(facts: Facts) -> list[tuple[str, Any]]:
+    """Each requirement of the status on the default branch as (where, the app id it must come from).
+
+    Classic protection lists `checks: [{context, app_id}]`, app_id null or -1 for any source (GitHub: "Pass
+    -1 to explicitly allow any app to set the status"); a context only in the deprecated `contexts` has no
+    source recorded. A ruleset's entry has `integration_id` only when bound ("The optional integration ID
+    that this status check must originate from").
+    """
+    b, context = facts.default, status_context(facts.default_branch)
+    classic = (_classic(b) or {}).get("required_status_checks") or {}
+    found: list[tuple[str, Any]] = [
+        ("branch protection", c.get("app_id"))
+        for c in classic.get("checks") or []
+        if isinstance(c, dict) and c.get("context") == context
+    ]
+    if not found and context in (classic.get("contexts") or []):
+        found.append(("branch protection", None))
+    found += [
+        (f"ruleset {r.get('ruleset_id', '?')}", c.get("integration_id"))
+        for r in _rules_of(b, "required_status_checks")
+        for c in (r.get("parameters") or {}).get("required_status_checks") or []
+        if isinstance(c, dict) and c.get("context") == context
+    ]
+    return found
+
+
+def _status_source(facts: Facts) -> Check:
+    """GitHub enforces every requirement of the status, so one bound to the expected app is enough: a status
+    that anyone with push access posts through the API (or on a queue-looking branch) satisfies none."""
+    b, context, want = facts.default, status_context(facts.default_branch), facts.expected_app_id
+    app = _app_name(want)
+    title = f"The required status `{context}` must come from {app}"
+    sources = _status_sources(facts)
+    bound = [where for where, app_id in sources if app_id == want]
+    status = _decide(bool(bound), [b.protection, b.rules])
+    if bound:
+        return Check("status-source", title, status, True, f"bound to {app} by {' and '.join(bound)}")
+    gaps = [
+        f"{where} accepts it from any source"
+        if app_id in (None, ANY_SOURCE)
+        else f"{where} binds it to app {app_id}, whose statuses `check` does not post (its own id: pass "
+        "`--expected-app-id` when check runs with that App's token)"
+        for where, app_id in sources
+    ]
+    unbound = f"`{context}` is not a required status check, so nothing binds its source"
+    detail = ("; ".join(gaps) if gaps else unbound) + _unknown_note(b.protection, b.rules)
+    ruleset = next((where.split()[1] for where, _ in sources if where.startswith("ruleset ")), "ID")
+    fix = (
+        f"Settings → Branches → the rule for `{facts.default_branch}` → Require status checks to pass → "
+        f"`{context}` → source: {'GitHub Actions' if want == GITHUB_ACTIONS_APP_ID else f'app {want}'}, "
+        "not 'Any source' (rulesets: Settings → Rules → Rulesets → the ruleset → Require status checks to "
+        f"pass → the same choice). API (classic; `checks` replaces the list, so name your other required "
+        f"checks too): `gh api -X PATCH repos/{facts.repository}/branches/{facts.default_branch}/protection/"
+        f'required_status_checks --input -` with `{{"checks": [{{"context": "{context}", '
+        f'"app_id": {want}}}]}}`; rulesets: `gh api -X PUT repos/{facts.repository}/rulesets/{ruleset} '
+        f"--input -` with the ruleset's `rules`, its status entry "
+        f'`{{"context": "{context}", "integration_id": {want}}}`'
+    )
+    return Check("status-source", title, status, True, detail, fix)
 
 
 def _org_pinning(facts: Facts) -> Check:

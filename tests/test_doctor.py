@@ -16,8 +16,15 @@ them GitHub's `components/examples` from @octokit/openapi 23.0.2:
     repos--get-content.json              GET /repos/{r}/contents/{path}
     pulls--get.json, its `base.repo`     GET /repos/{r} (a full repository object)
 
-Values are swapped per test (names, flags); shapes are GitHub's. Errors use GitHub's real messages: 404
-"Branch not protected" (observed, see INDEX.md), 403 "Resource not accessible by integration".
+Values are swapped per test (names, flags); shapes are GitHub's. The required status's source, which the
+examples leave out, follows GitHub's schemas in the same description (shared/github-api/schemas/
+rest-response-schemas.json): `protected-branch-required-status-check` has `checks: [{context, app_id}]`
+(both required, app_id nullable), and a ruleset's `repository-rule-params-status-check-configuration` is
+`{context, integration_id?}` ("The optional integration ID that this status check must originate from").
+The request docs of repos/update-branch-protection say of `app_id`: "Pass -1 to explicitly allow any app to
+set the status". 15368 is the GitHub Actions app (`github-actions`), as `doctor.GITHUB_ACTIONS_APP_ID` notes.
+Errors use GitHub's real messages: 404 "Branch not protected" (observed, see INDEX.md), 403 "Resource not
+accessible by integration".
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from gitops_flags.doctor import Answer, BranchRules, Facts
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "github-api" / "examples"
 API = r"https://api\.github\.com(?::443)?"
 REPO = "acme/flags"
+ACTIONS = 15368  # the GitHub Actions app's id
 CODEOWNERS = (
     "/.github/workflows/ @acme/platform\n/.github/gitops-flags.yml @acme/platform\n"
     "/.github/CODEOWNERS @acme/platform\n/flags/ @acme/flag-owners\n"
@@ -57,6 +65,7 @@ def secure() -> dict[str, Any]:
 
     main = example("repos--get-branch-protection")
     main["required_status_checks"]["contexts"] = ["gitops-flags: main"]
+    main["required_status_checks"]["checks"] = [{"context": "gitops-flags: main", "app_id": ACTIONS}]
     reviews = main["required_pull_request_reviews"]
     reviews.update(require_code_owner_reviews=True, dismiss_stale_reviews=True)
     reviews.pop("bypass_pull_request_allowances", None)
@@ -73,7 +82,7 @@ def secure() -> dict[str, Any]:
             "ruleset_source": "acme",
             "ruleset_id": 73,
             "parameters": {
-                "required_status_checks": [{"context": "gitops-flags: main"}],
+                "required_status_checks": [{"context": "gitops-flags: main", "integration_id": ACTIONS}],
                 "strict_required_status_checks_policy": False,
             },
         }
@@ -183,6 +192,7 @@ def test_a_secure_repository_passes_every_check(capsys: pytest.CaptureFixture[st
             "secrets",
             "workflow-permissions",
             "actions-approve",
+            "status-source",
             "org-pinning",
         ],
         "ok",
@@ -208,6 +218,40 @@ def _no_org_status(a: dict[str, Any]) -> None:
     a[f"/repos/{REPO}/rules/branches/main"] = a[f"/repos/{REPO}/rules/branches/main"][:2]
 
 
+def _classic_source(app_id: Any) -> Callable[[dict[str, Any]], None]:
+    """Branch protection requires the status from `app_id`; the organisation's rule from any source."""
+
+    def change(a: dict[str, Any]) -> None:
+        checks = a[f"/repos/{REPO}/branches/main/protection"]["required_status_checks"]["checks"]
+        checks[0]["app_id"] = app_id
+        a[f"/repos/{REPO}/rules/branches/main"][2]["parameters"]["required_status_checks"][0].pop(
+            "integration_id"
+        )
+
+    return change
+
+
+def _ruleset_any_source(a: dict[str, Any]) -> None:
+    """No branch protection; the organisation's ruleset requires the status from any source."""
+    a[f"/repos/{REPO}/branches/main/protection"] = NOT_PROTECTED
+    a[f"/repos/{REPO}/rules/branches/main"][2]["parameters"]["required_status_checks"][0].pop("integration_id")
+    a[f"/repos/{REPO}/rules/branches/main"].append(
+        {
+            "type": "pull_request",
+            "ruleset_source_type": "Repository",
+            "ruleset_source": REPO,
+            "ruleset_id": 42,
+            "parameters": {
+                "required_approving_review_count": 1,
+                "dismiss_stale_reviews_on_push": True,
+                "require_code_owner_review": True,
+                "require_last_push_approval": True,
+                "required_review_thread_resolution": False,
+            },
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("check", "change", "detail", "fix"),
     [
@@ -216,12 +260,39 @@ def _no_org_status(a: dict[str, Any]) -> None:
             lambda a: (
                 _set(
                     "/branches/main/protection",
-                    lambda p: p["required_status_checks"].update(contexts=["gitops-flags"]),
+                    lambda p: p["required_status_checks"].update(
+                        contexts=["gitops-flags"], checks=[{"context": "gitops-flags", "app_id": ACTIONS}]
+                    ),
                 )(a),
                 _no_org_status(a),
             ),
             "`gitops-flags: main` is not a required status check",
             "contexts[]=gitops-flags: main",
+        ),
+        (
+            "status-source",
+            _classic_source(-1),
+            "branch protection accepts it from any source; ruleset 73 accepts it from any source",
+            '{"checks": [{"context": "gitops-flags: main", "app_id": 15368}]}',
+        ),
+        (
+            "status-source",
+            _classic_source(None),
+            "branch protection accepts it from any source",
+            "source: GitHub Actions, not 'Any source'",
+        ),
+        (
+            "status-source",
+            _classic_source(4242),
+            "branch protection binds it to app 4242, whose statuses `check` does not post",
+            "--input -",
+        ),
+        (
+            "status-source",
+            _ruleset_any_source,
+            "ruleset 73 accepts it from any source",
+            'rulesets/73 --input -` with the ruleset\'s `rules`, its status entry `{"context": '
+            '"gitops-flags: main", "integration_id": 15368}`',
         ),
         (
             "code-owner-review",
@@ -369,8 +440,10 @@ def test_each_missing_setting_fails_with_its_fix(
     assert "fix: " in mine[0] and fix in mine[0]
     code, out = run(answers, "--format", "json", capsys=capsys)
     assert statuses(out)[check] == "missing"
-    # only this item fails (dropping the organisation's rule for the status also un-pins it: recommended)
-    assert {k for k, v in statuses(out).items() if v != "ok"} - {"org-pinning"} == {check}
+    # only this item fails (dropping the organisation's rule for the status also un-pins it: recommended;
+    # a status nobody requires has no source bound either)
+    also = {"org-pinning"} | ({"status-source"} if check == "required-status" else set())
+    assert {k for k, v in statuses(out).items() if v != "ok"} - also == {check}
 
 
 def test_rulesets_alone_satisfy_the_default_branch_checks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -420,6 +493,7 @@ def test_what_the_token_cannot_read_is_unknown_never_ok(capsys: pytest.CaptureFi
         "secrets",
         "workflow-permissions",
         "actions-approve",
+        "status-source",
     }
     assert found["org-pinning"] == "missing"  # rules are readable with metadata access; only recommended
     assert run(answers, "--strict", capsys=capsys)[0] == 1  # ...but --strict wants to know
@@ -467,7 +541,7 @@ def test_markdown_is_a_table_for_the_job_summary(capsys: pytest.CaptureFixture[s
         in out
     )
     assert "| ✅ | An organisation ruleset pins the check *(recommended)* |" in out
-    assert "10 ok, 1 missing, 0 unknown" in out
+    assert "11 ok, 1 missing, 0 unknown" in out
 
 
 def test_the_checks_are_pure_over_facts() -> None:
@@ -489,5 +563,55 @@ def test_the_checks_are_pure_over_facts() -> None:
     )
     found = {c.id: c for c in doctor.checks(facts)}
     assert found["required-status"].status == "missing" and found["store-push"].status == "ok"
+    assert found["status-source"].status == "missing"
+    assert "nothing binds its source" in found["status-source"].detail
     assert "not a branch" in found["store-push"].detail
     assert doctor.failed(found.values())
+
+
+def test_one_requirement_bound_to_the_actions_app_is_enough(capsys: pytest.CaptureFixture[str]) -> None:
+    """GitHub enforces every requirement: a status from any other source satisfies none bound to Actions."""
+    answers = secure()
+    answers[f"/repos/{REPO}/branches/main/protection"]["required_status_checks"]["checks"][0]["app_id"] = -1
+    code, out = run(answers, "--format", "json", capsys=capsys)
+    found = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and found["status-source"]["status"] == "ok"
+    assert found["status-source"]["detail"] == "bound to the GitHub Actions app (15368) by ruleset 73"
+
+
+def test_a_context_listed_without_its_source_is_any_source(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the deprecated `contexts` list names it (no `checks` entry): no source is recorded."""
+    answers = secure()
+    del answers[f"/repos/{REPO}/branches/main/protection"]["required_status_checks"]["checks"]
+    _no_org_status(answers)
+    code, out = run(answers, "--format", "json", capsys=capsys)
+    found = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert code == 1 and found["required-status"]["status"] == "ok"
+    assert found["status-source"]["status"] == "missing"
+    assert found["status-source"]["detail"] == "branch protection accepts it from any source"
+
+
+def test_expected_app_id_names_the_app_whose_token_check_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    answers = secure()
+    _classic_source(4242)(answers)
+    assert statuses(run(answers, "--format", "json", capsys=capsys)[1])["status-source"] == "missing"
+    code, out = run(answers, "--expected-app-id", "4242", capsys=capsys)
+    assert code == 0, out
+    assert "[ok     ] The required status `gitops-flags: main` must come from app 4242" in out
+    assert "bound to app 4242 by branch protection" in out
+    # the GitHub Actions app's own binding then does not count
+    code, out = run(secure(), "--expected-app-id", "4242", "--format", "json", capsys=capsys)
+    assert code == 1 and statuses(out)["status-source"] == "missing"
+
+
+def test_an_unreadable_protection_leaves_the_source_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unbound ruleset is known, but the protection this token cannot read may bind it."""
+    answers = secure()
+    answers[f"/repos/{REPO}/branches/main/protection"] = FORBIDDEN
+    answers[f"/repos/{REPO}/rules/branches/main"][2]["parameters"]["required_status_checks"][0].pop(
+        "integration_id"
+    )
+    code, out = run(answers, "--format", "json", capsys=capsys)
+    found = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and found["status-source"]["status"] == "unknown"
+    assert found["status-source"]["detail"].startswith("ruleset 73 accepts it from any source (cannot read:")

@@ -54,11 +54,27 @@ DEFAULT_ENVIRONMENT = "flag-store"
     show_default=True,
     help="markdown suits a job summary ($GITHUB_STEP_SUMMARY).",
 )
+@click.option(
+    "--expected-app-id",
+    type=click.IntRange(min=1),
+    default=doctor.GITHUB_ACTIONS_APP_ID,
+    show_default=True,
+    help="The app the required status must come from: GitHub Actions (GITHUB_TOKEN), or the GitHub App "
+    "whose token the action's github-token input is given.",
+)
 @click.option("--strict", is_flag=True, help="Also exit 1 when a required item cannot be read (unknown).")
-def command(repository: str | None, directory: Path, environment: str, format_: str, strict: bool) -> int:
-    """Audit the GitHub settings that only GitHub can enforce (branch rules, CODEOWNERS, environment,
-    secrets, Actions permissions). Needs a token that may read them: GITHUB_TOKEN cannot read branch
-    protection or secrets, so use one with repository Administration, Environments and Secrets read."""
+def command(
+    repository: str | None,
+    directory: Path,
+    environment: str,
+    format_: str,
+    expected_app_id: int,
+    strict: bool,
+) -> int:
+    """Audit the GitHub settings that only GitHub can enforce (branch rules and the required status's
+    source, CODEOWNERS, environment, secrets, Actions permissions). Needs a token that may read them:
+    GITHUB_TOKEN cannot read branch protection or secrets, so use one with repository Administration,
+    Environments and Secrets read."""
     env = ActionsEnv.from_environ(os.environ)
     if not repository:
         raise GitopsFlagsError(
@@ -72,7 +88,9 @@ def command(repository: str | None, directory: Path, environment: str, format_: 
     )
     from ..github import settings  # PyGithub only when the command runs
 
-    facts = settings.gather(settings.Reader(env.api_url, env.token), repository, store, environment)
+    facts = settings.gather(
+        settings.Reader(env.api_url, env.token), repository, store, environment, expected_app_id
+    )
     result = doctor.checklist(facts)
     echo(result.render(format_))
     if env.in_actions and format_ != "markdown":

@@ -2,7 +2,8 @@
 
 Every request is a GET. An answer GitHub refuses for lack of permission (401/403) makes its items
 "unknown", never "ok"; 404 means "not configured" (GitHub answers 404 "Branch not protected", or for a
-missing environment). What the answers mean is decided in `gitops_flags.doctor`.
+missing environment). What the answers mean is decided in `gitops_flags.doctor`. The required status's
+source (`app_id` / `integration_id`) comes with the protection and the branch's rules already read.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import quote
 from github import GithubException
 
 from ..codeowners import LOCATIONS
-from ..doctor import Answer, BranchRules, Facts
+from ..doctor import GITHUB_ACTIONS_APP_ID, Answer, BranchRules, Facts
 from ..model import StoreConfig
 from ..problems import GitopsFlagsError
 from .connection import connect
@@ -65,7 +66,13 @@ def read_codeowners(reader: Reader, repository: str, branch: str) -> Answer:
     return unknown or Answer("missing")
 
 
-def gather(reader: Reader, repository: str, store: StoreConfig, environment: str) -> Facts:
+def gather(
+    reader: Reader,
+    repository: str,
+    store: StoreConfig,
+    environment: str,
+    expected_app_id: int = GITHUB_ACTIONS_APP_ID,
+) -> Facts:
     repo = reader.get(f"/repos/{repository}")
     if not repo.ok:
         raise GitopsFlagsError(
@@ -105,6 +112,7 @@ def gather(reader: Reader, repository: str, store: StoreConfig, environment: str
         store_repository=store_repository,
         store_branch=store.branch,
         store=store_rules,
+        expected_app_id=expected_app_id,
     )
 
 
