@@ -610,6 +610,51 @@ class GitHubDouble:
             pull.updated_at = when
             pull.events.append(IssueEventRec(self._next_id(), "base_ref_changed", by, when))
 
+    def dismiss(self, number: int, review_id: int, by: str, message: str = "Dismissed") -> ReviewRec:
+        """PUT pulls/{n}/reviews/{id}/dismissals: the existing review's state becomes DISMISSED; no new
+        review is added, its `submitted_at` and `commit_id` stay. Only an APPROVED or CHANGES_REQUESTED
+        review can be dismissed (422 otherwise). See
+        https://docs.github.com/rest/pulls/reviews#dismiss-a-review-for-a-pull-request"""
+        with self._lock:
+            pull = self.pulls[number]
+            rec = next((r for r in pull.reviews if r.id == review_id), None)
+            doc = "https://docs.github.com/rest/pulls/reviews#dismiss-a-review-for-a-pull-request"
+            if rec is None:
+                raise ApiError(404, "Not Found", doc)
+            if rec.state not in ("APPROVED", "CHANGES_REQUESTED"):
+                raise ApiError(422, f"Can not dismiss a {rec.state.lower()} pull request review", doc)
+            self.user(by)
+            rec.state = "DISMISSED"
+            pull.updated_at = iso(self.clock.tick())
+            return rec
+
+    def force_push(self, number: int, to: str | Mapping[str, bytes | str | None], by: str) -> str:
+        """`git push --force` to the PR's branch: its head becomes `to` (an existing commit's sha, or a new
+        commit changing those files on the PR's merge base with its base branch, so the earlier PR commits
+        are gone). As on GitHub: a `head_ref_force_pushed` issue event by `by` (github/docs
+        issue-event-types.md), refs/pull/N/head moved, and pulls/{n}/commits lists only the commits between
+        the merge base and the new head (https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-
+        request). Reviews keep the commit they were given on."""
+        with self._lock:
+            pull = self.pulls[number]
+            before = pull.head_sha
+            base_tip = self.branch_sha(pull.base_ref)
+            if isinstance(to, str):
+                assert self.git.object_type(to) == "commit", f"no commit {to}"
+                sha = to
+            else:
+                fork = self.git.merge_base(base_tip, before)
+                sha = self.commit(f"force-push-{number}", to, "Force-pushed", by, parent=fork)
+                self.git.run("update-ref", "-d", f"refs/heads/force-push-{number}")
+            self.git.run("update-ref", f"refs/heads/{pull.head_ref}", sha)
+            self.git.run("update-ref", f"refs/pull/{number}/head", sha, before)
+            when = iso(self.clock.tick())
+            pull.head_sha, pull.updated_at, pull.base_sha = sha, when, base_tip
+            fork = self.git.merge_base(base_tip, sha)
+            pull.commits = self.git.run("rev-list", "--reverse", f"{fork}..{sha}").split()
+            pull.events.append(IssueEventRec(self._next_id(), "head_ref_force_pushed", by, when))
+            return sha
+
     # --- test-side controls: the merge queue ------------------------------------------------------------
     #
     # What GitHub's merge queue does (docs.github.com, "Managing a merge queue"; the `merge_group` event in

@@ -321,3 +321,31 @@ def test_a_merge_queue_builds_groups_on_temporary_branches_and_lands_by_fast_for
         True, first.head_sha, second.head_sha)
     assert [p["number"] for p in c.commit_pulls(first.head_sha)] == [1]
     assert c.matching_refs("heads/gh-readonly-queue/") == [] and double.queue == []
+
+
+def test_a_dismissal_changes_the_review_and_a_force_push_rewrites_the_commits(
+        double: GitHubDouble, http: requests.Session) -> None:
+    seeded(double)
+    pr = double.open_pull("alice", "feature", {"flags/a.yaml": "key: a\nname: A\n"}, "A")
+    first = pr.head_sha
+    approved = double.review(1, "mira", "APPROVED")
+    commented = double.review(1, "wendy", "COMMENTED")
+    double.dismiss(1, approved.id, "pat")
+    with pytest.raises(ApiError) as refused:  # GitHub dismisses only approvals and requests for changes
+        double.dismiss(1, commented.id, "pat")
+    assert refused.value.status == 422
+    reviews = get(http, double, f"{REPO}/pulls/1/reviews").json()
+    assert [(r["id"], r["state"], r["commit_id"]) for r in reviews] == [
+        (approved.id, "DISMISSED", first), (commented.id, "COMMENTED", first)]  # changed in place, none added
+
+    second = double.push(1, {"flags/a.yaml": "key: a\nname: B\n"}, "B")
+    third = double.force_push(1, {"flags/a.yaml": "key: a\nname: C\n"}, "alice")
+    commits = get(http, double, f"{REPO}/pulls/1/commits").json()
+    assert [c["sha"] for c in commits] == [third]  # the old commits are no longer the PR's
+    assert double.git.run("rev-parse", "refs/pull/1/head", "refs/heads/feature").split() == [third, third]
+    assert not double.git.is_ancestor(second, third)
+    events = get(http, double, f"{REPO}/issues/1/events").json()
+    assert [(e["event"], e["actor"]["login"]) for e in events] == [("head_ref_force_pushed", "alice")]
+    assert double.force_push(1, first, "alice") == first  # back to an existing commit
+    assert [c["sha"] for c in get(http, double, f"{REPO}/pulls/1/commits").json()] == [first]
+    assert get(http, double, f"{REPO}/pulls/1").json()["head"]["sha"] == first
