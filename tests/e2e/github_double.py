@@ -610,7 +610,7 @@ class GitHubDouble:
             pull.updated_at = when
             pull.events.append(IssueEventRec(self._next_id(), "base_ref_changed", by, when))
 
-    def dismiss(self, number: int, review_id: int, by: str, message: str = "Dismissed") -> ReviewRec:
+    def dismiss(self, number: int, review_id: int, by: str) -> ReviewRec:
         """PUT pulls/{n}/reviews/{id}/dismissals: the existing review's state becomes DISMISSED; no new
         review is added, its `submitted_at` and `commit_id` stay. Only an APPROVED or CHANGES_REQUESTED
         review can be dismissed (422 otherwise). See
@@ -914,6 +914,7 @@ class GitHubDouble:
             ("GET", repo + r"/pulls/(\d+)/files", self._list_files),
             ("GET", repo + r"/pulls/(\d+)/reviews", self._list_reviews),
             ("POST", repo + r"/pulls/(\d+)/requested_reviewers", self._request_reviewers),
+            ("PUT", repo + r"/pulls/(\d+)/reviews/(\d+)/dismissals", self._dismiss_review),
             ("GET", repo + r"/issues/(\d+)/comments", self._list_comments),
             ("GET", repo + r"/issues/(\d+)/events", self._list_events),
             ("GET", repo + r"/pulls/(\d+)/commits", self._list_commits),
@@ -973,6 +974,16 @@ class GitHubDouble:
         pull.requested_reviewers += [u for u in users if u not in pull.requested_reviewers]
         pull.requested_teams += [t for t in teams if t not in pull.requested_teams]
         return 201, self._simple(self._pull_body(pull), "pulls--request-reviewers")
+
+    def _dismiss_review(self, req: _Req, number: str, review_id: str) -> tuple[int, Any]:
+        """pulls/dismiss-review, https://docs.github.com/rest/pulls/reviews#dismiss-a-review-for-a-pull-request:
+        `message` is required; the answer is the review (a list-reviews item's shape), now DISMISSED."""
+        pull = self._pull(number)
+        if not str(req.json().get("message") or ""):
+            raise ApiError(422, "Validation Failed",
+                           "https://docs.github.com/rest/pulls/reviews#dismiss-a-review-for-a-pull-request",
+                           [{"resource": "PullRequestReview", "code": "missing_field", "field": "message"}])
+        return 200, self._review_body(pull, self.dismiss(pull.number, int(review_id), BOT))
 
     def _list_comments(self, req: _Req, number: str) -> tuple[int, Any, dict[str, str]]:
         self._pull(number)

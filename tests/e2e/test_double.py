@@ -330,7 +330,11 @@ def test_a_dismissal_changes_the_review_and_a_force_push_rewrites_the_commits(
     first = pr.head_sha
     approved = double.review(1, "mira", "APPROVED")
     commented = double.review(1, "wendy", "COMMENTED")
-    double.dismiss(1, approved.id, "pat")
+    url = f"{double.api_url}{REPO}/pulls/1/reviews/{approved.id}/dismissals"
+    assert http.put(url, json={"event": "DISMISS"}, timeout=10).status_code == 422  # a message is required
+    answer = http.put(url, json={"message": "Outdated", "event": "DISMISS"}, timeout=10)
+    assert answer.status_code == 200 and (answer.json()["id"], answer.json()["state"]) == (approved.id,
+                                                                                          "DISMISSED")
     with pytest.raises(ApiError) as refused:  # GitHub dismisses only approvals and requests for changes
         double.dismiss(1, commented.id, "pat")
     assert refused.value.status == 422
