@@ -222,8 +222,8 @@ def test_route4_force_pushed_back_to_the_approved_content_is_served_and_the_deto
     assert lc.apply(T_LATER).code == 0
     store = lc.read_store()
     served = store.flag("production", "dark_mode")
-    assert served_state(served) == "DISABLED"
-    assert served is not None and "(B)" not in served["metadata"]["gitopsDescription"]  # B's never served
+    assert served is not None and served_state(served) == "DISABLED"
+    assert served["metadata"]["gitopsDescription"] == "Offers the dark colour theme in account settings."
     audit = [r for r in lines(store, pull.number) if r["environment"] == "production"]
     assert audit and all(r["outcome"] == "applied" and r["approval"] == "verified" for r in audit), audit
 
