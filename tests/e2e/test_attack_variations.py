@@ -14,7 +14,7 @@ import pytest
 
 from gitops_flags.flagd import served_state
 
-from .conftest import Actions, replace_once
+from .conftest import T_APPLY, Actions, Lifecycle, replace_once
 from .github_double import GitHubDouble
 from .test_attacks import (
     DARK,
@@ -28,6 +28,7 @@ from .test_attacks import (
     started,
 )
 
+POLICY = ".github/gitops-flags.yml"
 SNEAK = "flags/sneak.yaml"
 SNEAK_FLAG = """\
 key: sneak
@@ -50,6 +51,23 @@ environments:
 def dark_off(double: GitHubDouble) -> str:
     return replace_once(main_text(double, DARK), "  production:\n    enabled: true",
                         "  production:\n    enabled: false")
+
+
+def started_with(double: GitHubDouble, actions: Actions, tmp_path: Path, stale_approvals: str) -> Lifecycle:
+    """`started`, with the adopted policy's `stale_approvals` set to the given mode."""
+    lc = Lifecycle(double, actions, f"file:{tmp_path / 'flag-store'}")
+    lc.setup()
+    if stale_approvals != "content":  # the adopting commit itself holds the mode (no later direct push)
+        policy = replace_once(main_text(double, POLICY), "stale_approvals: content",
+                              f"stale_approvals: {stale_approvals}")
+        (blob,) = double.git.hash_objects([policy.encode()])
+        tree = double.git.write_tree(lc.seed, {POLICY: ("100644", blob)})
+        who = double.user("pat").identity
+        lc.seed = double.git.commit_tree(tree, [], "Adopt gitops-flags", who, who, double.clock.tick())
+        double.git.run("update-ref", "refs/heads/main", lc.seed)
+    job = lc.apply(T_APPLY)
+    assert job.code == 0, job
+    return lc
 
 
 # --- route 1: a rebase merge replays an intermediate commit that adds a flag the head deletes --------------
@@ -95,12 +113,14 @@ def test_route1_a_flag_added_and_deleted_inside_a_rebased_pr_is_never_served(
 # --- route 2: retargeted away and back -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["content", "commit", "keep"])
 def test_route2_retargeted_away_and_back_the_old_approvals_do_not_count(
-        double: GitHubDouble, actions: Actions, tmp_path: Path) -> None:
+        double: GitHubDouble, actions: Actions, tmp_path: Path, mode: str) -> None:
     """A PR into main is approved, then retargeted to `release` and back to main. Its base is main again and
     its head never moved, but each retarget is a `base_ref_changed`: the approvals predate it (policy.md,
-    "Stale approvals": stale in every mode). An admin merges anyway: apply blocks it."""
-    lc = started(double, actions, tmp_path)
+    "Stale approvals": stale in every mode, `keep` too). An admin merges anyway: apply blocks it."""
+    lc = started_with(double, actions, tmp_path, mode)
+    assert f"stale_approvals: {mode} " in main_text(double, POLICY)
     double.commit("release", {}, "branch", "pat", parent=double.branch_sha("main"))
     pull = double.open_pull("alice", "alice/off", {DARK: dark_off(double)}, "Dark mode off")
     approve(double, pull.number, "mira")  # a kill switch needs the manager only
