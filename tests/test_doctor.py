@@ -231,10 +231,9 @@ def _classic_source(app_id: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-def _ruleset_any_source(a: dict[str, Any]) -> None:
-    """No branch protection; the organisation's ruleset requires the status from any source."""
+def _rulesets_only(a: dict[str, Any]) -> None:
+    """No branch protection; a repository ruleset adds the pull-request rule to the organisation's rules."""
     a[f"/repos/{REPO}/branches/main/protection"] = NOT_PROTECTED
-    a[f"/repos/{REPO}/rules/branches/main"][2]["parameters"]["required_status_checks"][0].pop("integration_id")
     a[f"/repos/{REPO}/rules/branches/main"].append(
         {
             "type": "pull_request",
@@ -250,6 +249,12 @@ def _ruleset_any_source(a: dict[str, Any]) -> None:
             },
         }
     )
+
+
+def _ruleset_any_source(a: dict[str, Any]) -> None:
+    """No branch protection; the organisation's ruleset requires the status from any source."""
+    _rulesets_only(a)
+    a[f"/repos/{REPO}/rules/branches/main"][2]["parameters"]["required_status_checks"][0].pop("integration_id")
 
 
 @pytest.mark.parametrize(
@@ -448,22 +453,7 @@ def test_each_missing_setting_fails_with_its_fix(
 
 def test_rulesets_alone_satisfy_the_default_branch_checks(capsys: pytest.CaptureFixture[str]) -> None:
     answers = secure()
-    answers[f"/repos/{REPO}/branches/main/protection"] = NOT_PROTECTED
-    answers[f"/repos/{REPO}/rules/branches/main"].append(
-        {
-            "type": "pull_request",
-            "ruleset_source_type": "Repository",
-            "ruleset_source": REPO,
-            "ruleset_id": 42,
-            "parameters": {
-                "required_approving_review_count": 1,
-                "dismiss_stale_reviews_on_push": True,
-                "require_code_owner_review": True,
-                "require_last_push_approval": True,
-                "required_review_thread_resolution": False,
-            },
-        }
-    )
+    _rulesets_only(answers)
     code, out = run(answers, "--format", "json", capsys=capsys)
     assert code == 0 and set(statuses(out).values()) == {"ok"}
 

@@ -22,6 +22,7 @@ from .test_attacks import (
     T_LATER,
     apply_comment,
     approve,
+    checked,
     last_status,
     lines,
     main_text,
@@ -84,9 +85,7 @@ def test_route1_a_flag_added_and_deleted_inside_a_rebased_pr_is_never_served(
     double.push(pull.number, {SNEAK: None}, "Drop the extra flag")
     assert double.read(pull.head_sha, SNEAK) is None
     approve(double, pull.number, "mira", "quinn")
-    job = lc.check(pull.number, "pull_request_review.submitted")
-    assert job.code == 0, job
-    assert last_status(double, pull.head_sha).state == "success"
+    assert checked(lc, double, pull.number) == "success"
 
     double.merge(pull.number, "mira", method="rebase")
     first, last = double.pulls[pull.number].landed
@@ -124,8 +123,7 @@ def test_route2_retargeted_away_and_back_the_old_approvals_do_not_count(
     double.commit("release", {}, "branch", "pat", parent=double.branch_sha("main"))
     pull = double.open_pull("alice", "alice/off", {DARK: dark_off(double)}, "Dark mode off")
     approve(double, pull.number, "mira")  # a kill switch needs the manager only
-    assert lc.check(pull.number, "pull_request_review.submitted").code == 0
-    assert last_status(double, pull.head_sha).state == "success"
+    assert checked(lc, double, pull.number) == "success"
 
     double.retarget(pull.number, "release", "alice")
     double.retarget(pull.number, "main", "alice")
@@ -157,9 +155,7 @@ def test_route2_retargeted_away_and_back_a_new_approval_counts(
     double.retarget(pull.number, "release", "alice")
     double.retarget(pull.number, "main", "alice")
     approve(double, pull.number, "mira")  # seen again, after the last base change
-    job = lc.check(pull.number, "pull_request_review.submitted")
-    assert job.code == 0, job
-    assert last_status(double, pull.head_sha).state == "success"
+    assert checked(lc, double, pull.number) == "success"
     double.merge(pull.number, "mira")
     assert lc.apply(T_LATER).code == 0
     store = lc.read_store()
@@ -178,14 +174,11 @@ def test_route3_a_dismissed_approval_does_not_count(
     lc = started(double, actions, tmp_path)
     pull = double.open_pull("alice", "alice/off", {DARK: dark_off(double)}, "Dark mode off")
     review = double.review(pull.number, "mira", "APPROVED")
-    assert lc.check(pull.number, "pull_request_review.submitted").code == 0
-    assert last_status(double, pull.head_sha).state == "success"  # before the dismissal
+    assert checked(lc, double, pull.number) == "success"  # before the dismissal
 
     double.dismiss(pull.number, review.id, "pat")
     assert [r.state for r in double.pulls[pull.number].reviews] == ["DISMISSED"]
-    job = lc.check(pull.number, "pull_request_review.dismissed")
-    assert job.code == 0, job
-    assert last_status(double, pull.head_sha).state == "pending"
+    assert checked(lc, double, pull.number, "pull_request_review.dismissed") == "pending"
 
     double.merge(pull.number, "pat")
     job = lc.apply(T_LATER)
@@ -205,9 +198,7 @@ def test_route3_an_approval_given_again_after_a_dismissal_counts(
     double.dismiss(pull.number, double.review(pull.number, "mira", "APPROVED").id, "pat")
     approve(double, pull.number, "mira")  # a new review: the dismissed one stays DISMISSED
     assert [r.state for r in double.pulls[pull.number].reviews] == ["DISMISSED", "APPROVED"]
-    job = lc.check(pull.number, "pull_request_review.submitted")
-    assert job.code == 0, job
-    assert last_status(double, pull.head_sha).state == "success"
+    assert checked(lc, double, pull.number) == "success"
 
 
 # --- route 4 (the head): force-pushed away and back ---------------------------------------------------------
@@ -257,8 +248,7 @@ def test_route4_force_pushed_to_unapproved_content_and_merged_is_blocked(
     pull = double.open_pull("alice", "alice/off", {DARK: off}, "Dark mode off")
     a = pull.head_sha
     approve(double, pull.number, "mira")
-    assert lc.check(pull.number, "pull_request_review.submitted").code == 0
-    assert last_status(double, pull.head_sha).state == "success"
+    assert checked(lc, double, pull.number) == "success"
     before = lc.read_store()
 
     other = replace_once(off, '  production:\n    enabled: false\n', '  production:\n    enabled: true\n'

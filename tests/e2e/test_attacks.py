@@ -55,6 +55,14 @@ def last_status(double: GitHubDouble, sha: str) -> Any:
     return double.statuses_for(sha)[-1]
 
 
+def checked(lc: Lifecycle, double: GitHubDouble, number: int,
+            event: str = "pull_request_review.submitted") -> str:
+    """Run `check` for PR `number` on `event`; the state of the status it left on the PR's head."""
+    job = lc.check(number, event)
+    assert job.code == 0, job
+    return str(last_status(double, double.pulls[number].head_sha).state)
+
+
 def lines(files: StoreFiles, pr: int) -> list[dict[str, Any]]:
     return [r for r in files.audit() if r.get("pr") == pr]
 
